@@ -1,0 +1,43 @@
+# Every target installs what it needs itself (idempotently) into $(VENV).
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+# torch first, pinned to the CPU build that pip finds locally here; on a CUDA
+# box override it: make run TORCH_SPEC="torch==2.13.0"
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS  ?= dev,cpu
+STAMP   := $(VENV)/.polyglot-installed
+export KEDRO_DISABLE_TELEMETRY := 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup run test test-all bench demo viz clean-data
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]" "$(TORCH_SPEC)"
+	# vLLM's import fails beside PyPI's torchvision/torchaudio/torchcodec builds.
+	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $(STAMP)
+
+## The main job: the whole study on the embedded default data (CPU, offline).
+run: setup
+	$(VENV)/bin/kedro run
+
+## The test suite CI runs (no GPU, no long runs).
+test: setup
+	$(VENV)/bin/pytest -m "not gpu and not slow" -q
+
+test-all: setup
+	$(VENV)/bin/pytest -q
+
+## Static lineage site in build/ (serve with: python -m http.server -d build).
+viz: setup
+	$(VENV)/bin/kedro viz build
+
+clean-data:
+	find data -type f ! -name .gitkeep ! -path 'data/01_raw/demo/*' -delete

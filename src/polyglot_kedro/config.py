@@ -1,0 +1,137 @@
+"""Typed parameter objects shared by several stages.
+
+Each node builds its parameter object first thing (``X.model_validate(params)``)
+so that a typo in YAML fails at start-up with the field's name, not an hour
+into a run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class StrictModel(BaseModel):
+    """Base for parameter objects: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TinyModelConfig(StrictModel):
+    """Architecture of the locally built Llama-style test model."""
+
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 1024
+    vocab_size: int = 2048
+    tokenizer_min_frequency: int = 2
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _head_dim(self) -> "TinyModelConfig":
+        # vLLM's CPU attention backend rejects head_dim < 32.
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        if self.hidden_size // self.num_attention_heads < 32:
+            raise ValueError("head_dim (hidden_size / num_attention_heads) must be >= 32 for vLLM's CPU backend")
+        return self
+
+
+class ModelSpec(StrictModel):
+    """One entry of the model registry (``conf/base/parameters_models.yml``)."""
+
+    name: str
+    source: Literal["hub", "local", "tiny", "gguf_wheel"]
+    hub_id: str | None = None
+    revision: str | None = None
+    local_path: str | None = None
+    gguf_package: str | None = None
+    gguf_file: str | None = None
+    tiny: TinyModelConfig | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    lora_target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    tensor_parallel_size: int = Field(1, ge=1)
+    device_map: str | None = None
+    trust_remote_code: bool = False
+    prompt_template: Literal["guanaco"] = "guanaco"
+    max_model_len: int = Field(2048, ge=64)
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> "ModelSpec":
+        need = {"hub": "hub_id", "local": "local_path", "gguf_wheel": "gguf_file", "tiny": "tiny"}[self.source]
+        if getattr(self, need) in (None, ""):
+            raise ValueError(f"model {self.name!r}: source {self.source!r} needs field {need!r}")
+        return self
+
+
+class UnknownModelError(KeyError):
+    """Raised when ``params:model`` names no registry entry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+def resolve_model(models: dict[str, Any], name: str) -> ModelSpec:
+    """Return the validated registry entry ``name``.
+
+    Args:
+        models: the ``models`` parameter (registry name -> entry dict).
+        name: the ``model`` parameter.
+
+    Returns:
+        The typed model spec.
+
+    Raises:
+        UnknownModelError: ``name`` is not in the registry; the message lists
+            the valid names.
+    """
+    if name not in models:
+        raise UnknownModelError(
+            f"Unknown model {name!r}. Valid models (conf/base/parameters_models.yml): "
+            + ", ".join(sorted(models))
+        )
+    entry = dict(models[name] or {})
+    entry.setdefault("name", name)
+    try:
+        return ModelSpec.model_validate(entry)
+    except ValueError as exc:
+        raise ValueError(f"Invalid registry entry for model {name!r}: {exc}") from exc
+
+
+class MixSpec(StrictModel):
+    """One training mix of the experiment grid.
+
+    ``kind``: ``mono`` (base language only), ``multi`` (``n_languages`` - 1 of
+    ``language_order`` swapped in), ``full`` (every kept Guanaco row),
+    ``untuned`` (no finetuning: the base model itself, as a reference row).
+    ``source``: where the non-English examples of a multi mix come from,
+    ``native`` Guanaco rows or ``mt`` (machine translations of English rows).
+    """
+
+    kind: Literal["mono", "multi", "full", "untuned"]
+    n_languages: int = Field(1, ge=1)
+    source: Literal["native", "mt"] = "native"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MixSpec":
+        if self.kind == "multi" and self.n_languages < 2:
+            raise ValueError("a multi mix needs n_languages >= 2")
+        if self.kind != "multi" and self.source == "mt":
+            raise ValueError("source: mt only applies to multi mixes")
+        return self
+
+
+def mix_specs(mixes: dict[str, Any]) -> dict[str, MixSpec]:
+    """Validate the ``mixes`` parameter, naming the offending mix on error."""
+    out = {}
+    for name, spec in (mixes or {}).items():
+        try:
+            out[name] = MixSpec.model_validate(spec or {})
+        except ValueError as exc:
+            raise ValueError(f"Invalid spec for mix {name!r} in parameters 'mixes': {exc}") from exc
+    return out

@@ -1,0 +1,28 @@
+"""Project pipelines: six stages, each per-mix stage one namespace per mix."""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline
+
+from polyglot_kedro.grid import load_mixes
+from polyglot_kedro.pipelines import data_mixing, finetuning, inference, judging, reporting, translation
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Register the project's pipelines.
+
+    Returns:
+        A mapping from pipeline names to ``Pipeline`` objects; ``__default__``
+        chains all six stages.
+    """
+    mixes = load_mixes()
+    stages = {
+        "data_mixing": data_mixing.create_pipeline(mixes=mixes),
+        "translation": translation.create_pipeline(mixes=mixes),
+        "finetuning": finetuning.create_pipeline(mixes=mixes),
+        "inference": inference.create_pipeline(mixes=mixes),
+        "judging": judging.create_pipeline(mixes=mixes),
+        "reporting": reporting.create_pipeline(mixes=mixes),
+    }
+    stages["__default__"] = sum(stages.values(), Pipeline([]))
+    return stages

@@ -1,0 +1,36 @@
+"""The six stages; per-mix stages build one namespace per mix with ``per_mix``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from kedro.pipeline import Pipeline, pipeline
+
+
+def per_mix(base: Pipeline, mixes: Iterable[str], shared_inputs: Iterable[str] = ()) -> Pipeline:
+    """Instantiate ``base`` once per mix, as the Kedro namespace ``<mix>``.
+
+    Inside ``base``, ``params:mix`` is the mix's spec: it is mapped to
+    ``params:mixes.<mix>``. Every other parameter keeps its global name (Kedro
+    would otherwise namespace it). Datasets in ``shared_inputs`` (e.g.
+    ``base_model``) are not prefixed; all other datasets become ``<mix>.<name>``
+    and are matched by the ``"{mix}.<name>"`` dataset factories of the catalog.
+
+    Args:
+        base: the one-mix pipeline.
+        mixes: mix names (``params:mixes`` keys).
+        shared_inputs: free inputs common to all mixes.
+
+    Returns:
+        The sum of the namespaced copies.
+    """
+    params = {name for name in base.inputs() if name.startswith("params:")}
+    shared = set(shared_inputs)
+    missing = shared - base.inputs()
+    if missing:
+        raise ValueError(f"shared_inputs not free inputs of the base pipeline: {sorted(missing)}")
+    out = Pipeline([])
+    for mix in mixes:
+        mapping: Mapping[str, str] = {p: (f"params:mixes.{mix}" if p == "params:mix" else p) for p in params}
+        out += pipeline(base, namespace=mix, inputs=shared or None, parameters=dict(mapping))
+    return out

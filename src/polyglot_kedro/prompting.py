@@ -1,0 +1,86 @@
+"""The Guanaco conversation format, shared by data mixing, finetuning and inference.
+
+The paper formats every turn as ``### Human: {instruction}### Assistant:
+{response}`` -- no space before the second ``###`` (its template, kept
+exactly). Raw Guanaco rows have a space there; parsing accepts both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+HUMAN = "### Human:"
+ASSISTANT = "### Assistant:"
+STOP_STRINGS = (HUMAN, ASSISTANT)
+
+_MARKER = re.compile(r"###\s*(Human|Assistant)\s*:")
+
+
+class GuanacoParseError(ValueError):
+    """A row that is not a well-formed Guanaco conversation; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Turn:
+    role: str  # "human" or "assistant"
+    content: str
+
+
+def parse_guanaco(text: str) -> list[Turn]:
+    """Split a Guanaco ``text`` into turns.
+
+    Args:
+        text: ``### Human: ... ### Assistant: ...`` (one or more exchanges).
+
+    Returns:
+        Turns in order, alternating human/assistant, starting with human.
+
+    Raises:
+        GuanacoParseError: empty text, no Human turn, text before the first
+            marker, empty turn, or roles that do not alternate.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise GuanacoParseError("empty text")
+    matches = list(_MARKER.finditer(text))
+    if not matches:
+        raise GuanacoParseError("no '### Human:' marker")
+    if text[: matches[0].start()].strip():
+        raise GuanacoParseError("text before the first role marker")
+    turns: list[Turn] = []
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        role = m.group(1).lower()
+        content = text[m.end() : end].strip()
+        if not content:
+            raise GuanacoParseError(f"empty {role} turn (turn {i + 1})")
+        expected = "human" if i % 2 == 0 else "assistant"
+        if role != expected:
+            raise GuanacoParseError(f"turn {i + 1} is {role!r}, expected {expected!r}")
+        turns.append(Turn(role, content))
+    if turns[-1].role != "assistant":
+        raise GuanacoParseError("conversation ends without an assistant reply")
+    return turns
+
+
+def format_guanaco(turns: list[Turn] | list[dict]) -> str:
+    """Render turns in the paper's training format (whole conversation)."""
+    parts = []
+    for t in turns:
+        role, content = (t.role, t.content) if isinstance(t, Turn) else (t["role"], t["content"])
+        parts.append(f"{HUMAN} {content}" if role == "human" else f"{ASSISTANT} {content}")
+    return "".join(parts)
+
+
+def guanaco_prompt(instruction: str, history: list[Turn] | None = None) -> str:
+    """The inference prompt: optional history, then ``### Human: {instruction}### Assistant:``."""
+    return format_guanaco(list(history or [])) + f"{HUMAN} {instruction}{ASSISTANT}"
+
+
+def plain_text(turns: list[Turn]) -> str:
+    """Turn contents joined on one line, markers removed (input for fastText LID)."""
+    return " ".join(" ".join(t.content.split()) for t in turns)
