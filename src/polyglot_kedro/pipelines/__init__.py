@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterable, Mapping
 
 from kedro.pipeline import Pipeline, pipeline
@@ -15,6 +17,9 @@ def per_mix(base: Pipeline, mixes: Iterable[str], shared_inputs: Iterable[str] =
     would otherwise namespace it). Datasets in ``shared_inputs`` (e.g.
     ``base_model``) are not prefixed; all other datasets become ``<mix>.<name>``
     and are matched by the ``"{mix}.<name>"`` dataset factories of the catalog.
+    A node function with a keyword-only argument ``mix_name`` (default
+    ``None``, which Kedro needs to accept the node) receives the
+    mix's name (bound here, so rows and logs can say which mix they belong to).
 
     Args:
         base: the one-mix pipeline.
@@ -32,5 +37,14 @@ def per_mix(base: Pipeline, mixes: Iterable[str], shared_inputs: Iterable[str] =
     out = Pipeline([])
     for mix in mixes:
         mapping: Mapping[str, str] = {p: (f"params:mixes.{mix}" if p == "params:mix" else p) for p in params}
-        out += pipeline(base, namespace=mix, inputs=shared or None, parameters=dict(mapping))
+        copy = pipeline(base, namespace=mix, inputs=shared or None, parameters=dict(mapping))
+        out += Pipeline([_bind_mix_name(n, mix) for n in copy.nodes])
     return out
+
+
+def _bind_mix_name(node, mix: str):
+    params = inspect.signature(node.func).parameters
+    if "mix_name" not in params or params["mix_name"].kind is not inspect.Parameter.KEYWORD_ONLY:
+        return node
+    bound = functools.update_wrapper(functools.partial(node.func, mix_name=mix), node.func)
+    return node._copy(func=bound)
