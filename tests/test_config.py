@@ -1,0 +1,75 @@
+"""Model registry, mix grid and start-up validation."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from polyglot_kedro.config import MixSpec, TinyModelConfig, UnknownModelError, mix_specs, resolve_model
+from polyglot_kedro.grid import _env_from_cli, load_mixes
+
+
+@pytest.fixture(scope="module")
+def registry(repo_root):
+    return yaml.safe_load((repo_root / "conf/base/parameters_models.yml").read_text())["models"]
+
+
+def test_registry_has_the_required_models(registry):
+    assert {"tiny_llama", "smollm2_135m", "llama2_7b", "llama2_70b", "falcon_7b"} <= set(registry)
+    for name in registry:
+        spec = resolve_model(registry, name)
+        assert spec.name == name
+
+
+def test_hub_models_carry_id_revision_dtype_and_lora_targets(registry):
+    for name in ("llama2_7b", "llama2_70b", "falcon_7b"):
+        spec = resolve_model(registry, name)
+        assert spec.source == "hub" and spec.hub_id and spec.revision
+        assert spec.dtype == "bfloat16" and spec.lora_target_modules
+    assert resolve_model(registry, "llama2_70b").tensor_parallel_size > 1
+
+
+def test_unknown_model_lists_valid_names(registry):
+    with pytest.raises(UnknownModelError) as info:
+        resolve_model(registry, "nope")
+    message = str(info.value)
+    assert "'nope'" in message
+    for name in registry:
+        assert name in message
+
+
+def test_tiny_head_dim_must_suit_vllm_cpu():
+    with pytest.raises(ValueError, match="head_dim"):
+        TinyModelConfig(hidden_size=64, num_attention_heads=4)
+    assert TinyModelConfig(hidden_size=128, num_attention_heads=4).hidden_size == 128
+
+
+def test_registry_entry_missing_its_source_field_is_named():
+    with pytest.raises(ValueError, match="hub_id"):
+        resolve_model({"x": {"source": "hub"}}, "x")
+
+
+def test_mix_specs_name_the_bad_mix():
+    assert mix_specs({"mono": {"kind": "mono"}})["mono"] == MixSpec(kind="mono")
+    with pytest.raises(ValueError, match="'multi9'"):
+        mix_specs({"multi9": {"kind": "multi", "n_languages": 1}})
+    with pytest.raises(ValueError, match="'mt_mono'"):
+        mix_specs({"mt_mono": {"kind": "mono", "source": "mt"}})
+    with pytest.raises(ValueError, match="'typo'"):
+        mix_specs({"typo": {"kind": "mono", "n_langs": 2}})
+
+
+def test_grid_per_environment(repo_root):
+    base = load_mixes(repo_root, env="local")
+    paper = load_mixes(repo_root, env="paper")
+    assert "mono" in base and "multi2" in base
+    assert set(paper) == {"mono", "multi2", "multi3", "multi4", "multi5", "multi6", "guanaco",
+                          "mt_multi2", "mt_multi3", "mt_multi4", "mt_multi5", "mt_multi6"}
+    assert paper["mt_multi3"] == MixSpec(kind="multi", n_languages=3, source="mt")
+
+
+def test_env_read_from_kedro_command_line():
+    assert _env_from_cli(["kedro", "run", "--env", "paper"]) == "paper"
+    assert _env_from_cli(["kedro", "run", "-e", "demo"]) == "demo"
+    assert _env_from_cli(["kedro", "run", "--env=paper"]) == "paper"
+    assert _env_from_cli(["kedro", "run"]) is None
