@@ -1,0 +1,165 @@
+"""Judging nodes against a real local OpenAI-compatible server (scripted judge replies)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from conftest import CHAT, make_generations, make_xnli
+
+from polyglot_kedro.pipelines.judging.nodes import (
+    SCORE_COLUMNS,
+    detect_chat_languages,
+    instruction_from_prompt,
+    judge_chat,
+    sample_items,
+    score_tasks,
+)
+
+JUDGE = "openai:judge-model"
+ROW_FIELDS = ["item_id", "lang", "score", "valid", "invalid_reason", "raw_score", "prompt_lang",
+              "response_lang", "lang_match", "judge", "judge_raw"]
+
+
+def _rows(df: pd.DataFrame) -> dict[str, dict]:
+    out = {}
+    for r in df[ROW_FIELDS].to_dict("records"):
+        r = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        out[r["item_id"]] = r
+    return out
+
+
+def _expected(item_id, lang, score, valid, reason, raw, plang, rlang, match):
+    reply = next(c[4] for c in CHAT if c[0] == item_id)
+    return dict(item_id=item_id, lang=lang, score=score, valid=valid, invalid_reason=reason, raw_score=raw,
+                prompt_lang=plang, response_lang=rlang, lang_match=match, judge=JUDGE, judge_raw=reply)
+
+
+def test_instruction_from_prompt():
+    assert instruction_from_prompt("### Human: hi### Assistant: yo### Human: Wie geht's?### Assistant:") == "Wie geht's?"
+    assert instruction_from_prompt("plain text ") == "plain text"
+
+
+def test_sample_items_fixed_and_sorted():
+    ids = pd.Series(["a3", "a1", "a2", "a1", "a4"])
+    first = sample_items(ids, 2, 42)
+    assert first == sample_items(ids.iloc[::-1], 2, 42)  # order of rows does not matter
+    assert len(first) == 2 and set(first) <= {"a1", "a2", "a3", "a4"}
+    assert sample_items(ids, None, 42) == ["a1", "a2", "a3", "a4"]
+    assert sample_items(ids, 10, 42) == ["a1", "a2", "a3", "a4"]
+
+
+def test_judge_chat_scripted_replies_exact_rows(generations, judging_params, llm_endpoints, judge_server):
+    langs = detect_chat_languages(generations, judging_params)
+    judgments, usage = judge_chat(generations, langs, None, judging_params, llm_endpoints, mix_name="mono")
+    got = _rows(judgments)
+    assert got == {
+        "c1": _expected("c1", "en", 4.0, True, None, 4.0, "en", "en", True),
+        "c2": _expected("c2", "en", 5.0, True, None, 5.0, "en", "en", True),  # JSON wrapped in prose
+        "c3": _expected("c3", "en", 2.0, True, None, 2.0, "en", "en", True),  # truncated JSON, fallback
+        "c4": _expected("c4", "en", None, False, "score 7 outside 1-6", None, "en", "en", True),
+        "c5": _expected("c5", "en", 5.0, True, None, 5.0, "en", "en", True),  # "5" as a string
+        "c6": _expected("c6", "en", None, False, "no JSON object and no score found", None, "en", "en", True),
+        "d1": _expected("d1", "de", 1.0, True, None, 5.0, "de", "en", False),  # mismatch forces 1
+        "d2": _expected("d2", "de", 1.0, True, None, 1.0, "de", "de", True),
+    }
+    assert judgments.loc[judgments["item_id"] == "c3", "judge_parse"].item() == "fallback"
+    assert judge_server.total == len(CHAT)
+    body = judge_server.bodies[0]
+    assert body["temperature"] == 0.0 and body["seed"] == 42 and body["response_format"] == {"type": "json_object"}
+    assert body["messages"][0] == {"role": "system", "content": "You are an expert language evaluator."}
+    u = usage.iloc[0]
+    assert (u.stage, u.requests, u.sent, u.failed, u.mix) == ("judging", len(CHAT), len(CHAT), 0, "mono")
+
+    # a rerun is answered from the cache: the server sees nothing new
+    again, usage2 = judge_chat(generations, langs, None, judging_params, llm_endpoints, mix_name="mono")
+    assert judge_server.total == len(CHAT)
+    assert again["cached"].all() and usage2.iloc[0].sent == 0
+    pd.testing.assert_frame_equal(again.drop(columns=["cached", "attempts"]), judgments.drop(columns=["cached", "attempts"]))
+
+
+def test_failed_request_is_invalid_not_dropped(generations, judging_params, llm_endpoints, judge_server):
+    judge_server.faults[CHAT[0][3]] = ["500"]
+    langs = detect_chat_languages(generations, judging_params)
+    judgments, usage = judge_chat(generations, langs, None, judging_params, llm_endpoints, mix_name="mono")
+    row = judgments.set_index("item_id").loc["c1"]
+    assert not row.valid and math.isnan(row.score) and math.isnan(row.raw_score)
+    assert row.invalid_reason.startswith("request failed: ")
+    assert len(judgments) == len(CHAT) and usage.iloc[0].failed == 1
+
+
+def test_sampling_same_items_for_every_seed_and_mix(judging_params, llm_endpoints, judge_server):
+    params = {"chat": {**judging_params["chat"], "n_items": 3}}
+    chosen = []
+    for mix in ("mono", "multi2"):
+        gens = make_generations(mix, seeds=(0, 1))
+        j, _ = judge_chat(gens, detect_chat_languages(gens, params), None, params, llm_endpoints, mix_name=mix)
+        per_seed = {s: sorted(g["item_id"]) for s, g in j[j["lang"] == "en"].groupby("seed")}
+        assert per_seed[0] == per_seed[1] and len(per_seed[0]) == 3
+        assert sorted(j.loc[j["lang"] == "de", "item_id"].unique()) == ["d1", "d2"]  # fewer than n_items: all
+        chosen.append(per_seed[0])
+    assert chosen[0] == chosen[1]
+
+
+def test_translated_mode_judges_english_text(generations, judging_params, llm_endpoints, judge_server):
+    params = {"chat": {**judging_params["chat"], "mode": "translated"}}
+    langs = detect_chat_languages(generations, params)
+    judgments, usage = judge_chat(generations, langs, None, params, llm_endpoints, mix_name="mono")
+    d2 = judgments.set_index("item_id").loc["d2"]
+    assert d2.judged_response.startswith("EN: Der Himmel") and d2.judged_instruction.startswith("EN: Wie kocht")
+    assert d2.response_lang == "de" and d2.lang_match  # the check uses the original text
+    assert (d2.raw_score, d2.score) == (1.0, 1.0)
+    assert judgments.set_index("item_id").loc["c1"].judged_response == CHAT[0][3]  # English is not translated
+    assert d2.judge == "openai:judge-model (translated by openai:mt-model)"
+    assert set(usage["stage"]) == {"judging", "judging_translation"}
+    judged = [b for b in judge_server.bodies if b["messages"][0]["role"] == "system"]
+    assert any("[Submission]: EN: Der Himmel" in b["messages"][1]["content"] for b in judged)
+
+
+def test_score_tasks_tidy_rows(generations, judging_params, llm_endpoints, judge_server):
+    langs = detect_chat_languages(generations, judging_params)
+    judgments, _ = judge_chat(generations, langs, None, judging_params, llm_endpoints, mix_name="mono")
+    scores = score_tasks(generations, make_xnli(), langs, judgments, mix_name="mono")
+    assert list(scores.columns) == SCORE_COLUMNS
+    assert scores["score"].dtype == "float64" and scores["valid"].dtype == bool
+    # NaN only where invalid
+    assert not scores.loc[scores["valid"], "score"].isna().any()
+    counts = scores.groupby("metric").size().to_dict()
+    assert counts == {"helpfulness": 8, "io_lang_agreement": 8, "xquad_em": 2, "xquad_f1": 2, "xcsqa_acc": 2, "xnli_acc": 3}
+    io = scores[scores["metric"] == "io_lang_agreement"].set_index("item_id")["score"].to_dict()
+    assert io == {"c1": 1.0, "c2": 1.0, "c3": 1.0, "c4": 1.0, "c5": 1.0, "c6": 1.0, "d1": 0.0, "d2": 1.0}
+    invalid = scores[(scores["metric"] == "helpfulness") & ~scores["valid"]].groupby(["mix", "lang"]).size()
+    assert invalid.to_dict() == {("mono", "en"): 2}
+
+    by = scores.set_index(["metric", "item_id"])
+    q1 = by.loc[("xquad_em", "q1")]  # repeated question stripped, cut at the closing quote
+    assert (q1.pred, q1.score, q1.em, q1.f1) == ("308", 1.0, 1.0, 1.0)
+    q2 = by.loc[("xquad_f1", "q2")]  # Chinese: character tokens, 2 of 4 gold characters
+    assert q2.pred == "北京。" and q2.em == 0.0 and q2.score == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    assert by.loc[("xcsqa_acc", "x1")][["score", "pred", "gold"]].tolist() == [1.0, "C", "C"]
+    x2 = by.loc[("xcsqa_acc", "x2")]
+    assert (x2.score, x2.valid, x2.invalid_reason) == (0.0, True, "no answer letter A-E (counted as wrong)")
+    assert pd.isna(x2.pred) and x2.gold == "B"
+    xnli = scores[scores["metric"] == "xnli_acc"].set_index("item_id")
+    assert xnli["score"].iloc[:2].tolist() == [1.0, 0.0] and not xnli.loc["n3", "valid"]
+    assert xnli.loc["n3", "invalid_reason"] == "no prediction" and (xnli["mix"] == "mono").all()
+    assert set(scores.loc[scores["metric"] == "helpfulness", "judge"]) == {JUDGE}
+
+
+def test_score_tasks_rejects_bad_reference(generations):
+    bad = generations.copy()
+    bad.loc[bad["item_id"] == "q1", "reference"] = "not json ["
+    empty = pd.DataFrame()
+    with pytest.raises(ValueError, match=r"task=xquad, lang=en, seed=0, item_id=q1\): field 'reference' is not JSON"):
+        score_tasks(bad, empty, detect_chat_languages(bad.iloc[:0], {}), pd.DataFrame(columns=SCORE_COLUMNS))
+
+
+def test_missing_column_fails_with_name(generations, judging_params):
+    with pytest.raises(ValueError, match=r"generations: missing columns \['output'\]"):
+        detect_chat_languages(generations.drop(columns=["output"]), judging_params)
+
+
+def test_params_typo_fails_fast(generations):
+    with pytest.raises(ValueError, match="n_itmes"):
+        detect_chat_languages(generations, {"chat": {"n_itmes": 3}})
