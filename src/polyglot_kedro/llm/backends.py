@@ -1,0 +1,253 @@
+"""Backends behind ``LLMClient``: an OpenAI-compatible endpoint, or a local model in-process.
+
+A backend makes exactly one attempt per call and classifies what went wrong:
+``RetryableError`` (rate limits, 5xx, timeouts, connection drops, malformed
+bodies; may carry the server's ``Retry-After``) or ``FatalError`` (4xx such as
+a bad key or an unknown model: retrying would only cost time). Retrying,
+caching and accounting live in the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from polyglot_kedro.prompting import ASSISTANT, HUMAN, STOP_STRINGS, Turn, guanaco_prompt
+
+logger = logging.getLogger(__name__)
+
+
+class BackendError(Exception):
+    """One failed attempt; ``message`` is already free of secrets."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class RetryableError(BackendError):
+    """Worth another attempt (after ``retry_after`` seconds when the server said so)."""
+
+
+class FatalError(BackendError):
+    """Not worth retrying (client errors: auth, bad request, unknown model, prompt too long)."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from ``retry-after-ms`` / ``retry-after`` (numeric form), if present."""
+    if headers is None:
+        return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / divisor
+        except ValueError:
+            continue
+        if seconds >= 0:
+            return seconds
+    return None
+
+
+class OpenAIBackend:
+    """One chat completion per call through the ``openai`` SDK (its own retries off)."""
+
+    def __init__(self, *, model: str, base_url: str | None, api_key: str, timeout_s: float, sampling: dict[str, Any]):
+        """Create the SDK client.
+
+        Args:
+            model: endpoint model name.
+            base_url: None for OpenAI, else e.g. ``http://127.0.0.1:8000/v1``.
+            api_key: the secret (kept only inside the SDK client).
+            timeout_s: per-request timeout.
+            sampling: temperature, top_p, seed, max_tokens, json_mode.
+        """
+        import openai
+
+        self._openai = openai
+        self.model = model
+        self._sampling = dict(sampling)
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
+
+    def __repr__(self) -> str:  # never show the SDK client (it holds the key)
+        return f"OpenAIBackend(model={self.model!r})"
+
+    def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
+        """Send one request.
+
+        Raises:
+            RetryableError: 429, 408/409, 5xx, timeout, connection error, malformed body.
+            FatalError: other 4xx.
+        """
+        openai = self._openai
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self._sampling["temperature"],
+            "top_p": self._sampling["top_p"],
+            "max_tokens": self._sampling["max_tokens"],
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        if self._sampling["json_mode"]:
+            kwargs["response_format"] = {"type": "json_object"}
+        try:
+            response = self._client.chat.completions.create(**kwargs)
+        except openai.APITimeoutError as exc:
+            raise RetryableError(f"timeout: {type(exc).__name__}") from None
+        except openai.APIConnectionError as exc:
+            raise RetryableError(f"connection error: {type(exc).__name__}") from None
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            detail = f"HTTP {status} ({type(exc).__name__})"
+            if status in (408, 409, 429) or status >= 500:
+                raise RetryableError(detail, retry_after=_retry_after(exc.response.headers)) from None
+            raise FatalError(detail) from None
+        except openai.APIResponseValidationError as exc:
+            raise RetryableError(f"malformed response: {type(exc).__name__}") from None
+        except ValueError as exc:  # body that is not JSON (json.JSONDecodeError is a ValueError)
+            raise RetryableError(f"malformed response: {type(exc).__name__}") from None
+        return _parse_completion(response, self.model)
+
+
+def _parse_completion(response: Any, model: str) -> Completion:
+    """Check the SDK's (unvalidated) object and pull out text and usage."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise RetryableError(f"malformed response: no choices (got {type(response).__name__})")
+    message = getattr(choices[0], "message", None)
+    text = getattr(message, "content", None)
+    if not isinstance(text, str):
+        raise RetryableError("malformed response: choice without text content")
+    usage = getattr(response, "usage", None)
+    prompt_tokens = getattr(usage, "prompt_tokens", None)
+    completion_tokens = getattr(usage, "completion_tokens", None)
+    return Completion(
+        text=text,
+        prompt_tokens=int(prompt_tokens) if isinstance(prompt_tokens, int) else 0,
+        completion_tokens=int(completion_tokens) if isinstance(completion_tokens, int) else 0,
+        model=str(getattr(response, "model", None) or model),
+    )
+
+
+def messages_to_guanaco(messages: list[dict]) -> str:
+    """Render chat messages in the Guanaco format used by the project's models.
+
+    System messages are prepended to the first human turn (Guanaco has no
+    system role); earlier user/assistant pairs become history.
+
+    Args:
+        messages: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``
+            ending with a user message.
+
+    Returns:
+        ``### Human: ...### Assistant:`` ready for generation.
+
+    Raises:
+        ValueError: no user message, or the last message is not from the user.
+    """
+    system = "\n\n".join(m["content"] for m in messages if m.get("role") == "system")
+    turns = [m for m in messages if m.get("role") in ("user", "assistant")]
+    if not turns or turns[-1]["role"] != "user":
+        raise ValueError("in-process chat needs messages ending with a 'user' message")
+    history: list[Turn] = []
+    for i, m in enumerate(turns):
+        content = m["content"]
+        if i == 0 and system:
+            content = f"{system}\n\n{content}"
+        history.append(Turn("human" if m["role"] == "user" else "assistant", content))
+    last = history.pop()
+    return guanaco_prompt(last.content, history)
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...] = STOP_STRINGS) -> str:
+    """Cut generated text at the first stop string (``### Human:`` / ``### Assistant:``)."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
+    return text[:cut].strip()
+
+
+class InProcessBackend:
+    """A transformers causal LM loaded from a folder, generating in this process.
+
+    Generation is serialised with a lock (one model, one forward at a time);
+    the tokenizer and model are loaded once, lazily.
+    """
+
+    def __init__(self, *, model_path: str, label: str, sampling: dict[str, Any]):
+        """Remember where the model is; nothing is loaded yet.
+
+        Args:
+            model_path: a transformers model folder (config, weights, tokenizer).
+            label: the model name written into results and the ledger.
+            sampling: temperature, top_p, seed, max_tokens (json_mode is not enforced here).
+        """
+        self.model_path = str(model_path)
+        self.model = label
+        self._sampling = dict(sampling)
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"InProcessBackend(model={self.model!r}, path={self.model_path!r})"
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+                model = AutoModelForCausalLM.from_pretrained(self.model_path)
+            except OSError as exc:
+                raise FatalError(f"cannot load in-process model from {self.model_path!r}: {exc}") from exc
+            model.eval()
+            self._loaded = (tokenizer, model)
+        return self._loaded
+
+    def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
+        """Generate one reply (greedy when temperature is 0).
+
+        Raises:
+            FatalError: model folder unloadable, or the prompt alone fills the context.
+        """
+        import torch
+
+        with self._lock:
+            tokenizer, model = self._load()
+            prompt = messages_to_guanaco(messages)
+            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
+            n_prompt = int(ids["input_ids"].shape[1])
+            context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+            max_new = int(self._sampling["max_tokens"])
+            if context:
+                if n_prompt >= context:
+                    raise FatalError(f"prompt of {n_prompt} tokens does not fit the model's context of {context}")
+                max_new = min(max_new, context - n_prompt)
+            temperature = float(self._sampling["temperature"])
+            gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": temperature > 0}
+            if temperature > 0:
+                gen_kwargs.update(temperature=temperature, top_p=float(self._sampling["top_p"]))
+                if seed is not None:
+                    torch.manual_seed(seed)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            with torch.no_grad():
+                out = model.generate(**ids, pad_token_id=pad, **gen_kwargs)
+            new_tokens = out[0, n_prompt:]
+            text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+            return Completion(
+                text=cut_at_stop(text, (HUMAN, ASSISTANT)),
+                prompt_tokens=n_prompt,
+                completion_tokens=int(new_tokens.shape[0]),
+                model=self.model,
+            )

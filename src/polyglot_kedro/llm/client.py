@@ -1,0 +1,366 @@
+"""The LLM client shared by translation and judging.
+
+``build_client(config, stage=...)`` gives an ``LLMClient`` whose ``run`` sends
+a list of chat requests with bounded concurrency, retries with exponential
+backoff and jitter (honouring ``Retry-After``), writes every success to a
+persistent cache the moment it arrives, and returns one ``ChatResult`` per
+request, in order: a request that finally fails is a result with
+``ok=False`` and the reason, never an exception and never a silent None.
+``usage()`` is the stage's token/cost ledger.
+
+The API key lives only inside the SDK client: it is not in the config object,
+the cache, results, the ledger or reprs, and every error text is redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import pandas as pd
+from pydantic import Field
+from tqdm.auto import tqdm
+
+from polyglot_kedro.config import StrictModel
+from polyglot_kedro.llm.backends import (
+    BackendError,
+    Completion,
+    FatalError,
+    InProcessBackend,
+    OpenAIBackend,
+    RetryableError,
+)
+from polyglot_kedro.llm.cache import CachedCompletion, CompletionCache, cache_key
+
+logger = logging.getLogger(__name__)
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+USAGE_COLUMNS = [
+    "stage", "model", "backend", "requests", "sent", "cached", "failed",
+    "prompt_tokens", "completion_tokens", "cost_usd", "attempts",
+]  # fmt: skip
+
+
+class LLMEndpointConfig(StrictModel):
+    """One endpoint (``params:llm_endpoints.<name>``)."""
+
+    backend: Literal["openai", "inprocess"]
+    model: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int | None = 42
+    max_tokens: int = Field(512, ge=1)
+    json_mode: bool = False
+    max_concurrency: int = Field(8, ge=1)
+    max_retries: int = Field(5, ge=0)
+    timeout_s: float = Field(60, gt=0)
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60, ge=0)
+    price_per_1k_prompt_tokens: float = Field(0.0, ge=0)
+    price_per_1k_completion_tokens: float = Field(0.0, ge=0)
+    cache_dir: str = "data/02_intermediate/llm_cache"
+
+    def sampling(self) -> dict[str, Any]:
+        """The parameters that change a completion (part of the cache key)."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "json_mode": self.json_mode,
+        }
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat request. ``key`` is the caller's item id (logs, results), not the cache key.
+
+    ``attempt`` > 0 asks again deliberately (e.g. a translation that failed
+    validation): it enters the cache key, and the seed is shifted by it.
+    """
+
+    key: str
+    messages: list[dict]
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    key: str
+    ok: bool
+    text: str | None
+    error: str | None
+    attempts: int
+    cached: bool
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
+    if secret and secret != "EMPTY" and text:
+        return text.replace(secret, "***")
+    return text
+
+
+def is_local_url(base_url: str | None) -> bool:
+    """True for a server on this machine (e.g. ``vllm serve``): no real key needed."""
+    if not base_url:
+        return False
+    return (urlparse(base_url).hostname or "") in LOCAL_HOSTS
+
+
+def resolve_api_key(config: LLMEndpointConfig, credentials: dict | None) -> str:
+    """The key: ``credentials["api_key"]``, else the env var ``config.api_key_env``.
+
+    A local server gets ``"EMPTY"`` when no key is configured (as vLLM expects).
+
+    Raises:
+        ValueError: OpenAI (or a remote server) and no key anywhere; the
+            message names the env var and the credentials entry, never a value.
+    """
+    key = (credentials or {}).get("api_key") or os.environ.get(config.api_key_env)
+    if key:
+        return str(key)
+    if is_local_url(config.base_url):
+        return "EMPTY"
+    raise ValueError(
+        f"No API key for endpoint model {config.model!r}: set the environment variable "
+        f"{config.api_key_env!r} or `llm_endpoint: {{api_key: ...}}` in conf/local/credentials.yml"
+    )
+
+
+class LLMClient:
+    """Cached, concurrent, retrying chat client for one endpoint and one stage."""
+
+    def __init__(self, config: LLMEndpointConfig, backend: Any, *, stage: str, secret: str | None = None):
+        """Use ``build_client``; this wires an already built backend.
+
+        Args:
+            config: the endpoint configuration.
+            backend: an object with ``complete(messages, *, seed) -> Completion``.
+            stage: label for the ledger and logs (``translation``, ``judging``).
+            secret: the API key, only to redact it from error texts.
+        """
+        self.config = config
+        self.stage = stage
+        # What the cache keys on as "the model"; build_client refines it for
+        # in-process models (content fingerprint).
+        self.cache_model_id = config.model
+        self._backend = backend
+        self._secret = secret
+        self.cache = CompletionCache(config.cache_dir)
+        self._lock = threading.Lock()
+        self._ledger = {k: 0 for k in ("requests", "sent", "cached", "failed", "prompt_tokens", "completion_tokens", "attempts")}
+
+    def __repr__(self) -> str:
+        return f"LLMClient(stage={self.stage!r}, backend={self.config.backend!r}, model={self.config.model!r})"
+
+    def cache_key(self, request: ChatRequest) -> str:
+        """The cache key of ``request`` (model, messages, sampling, attempt)."""
+        sampling = self.config.sampling()
+        if request.attempt:
+            sampling["attempt"] = request.attempt
+        return cache_key(self.cache_model_id, request.messages, sampling)
+
+    def run(self, requests: list[ChatRequest], desc: str = "") -> list[ChatResult]:
+        """Answer every request, from the cache where possible.
+
+        Identical requests in one call are sent once. Each success is
+        committed to the cache as soon as it arrives.
+
+        Args:
+            requests: the chat requests.
+            desc: progress bar label.
+
+        Returns:
+            One result per request, in the order of ``requests``.
+        """
+        keys = [self.cache_key(r) for r in requests]
+        hits = self.cache.get_many(keys)
+        todo: dict[str, ChatRequest] = {}
+        for request, key in zip(requests, keys):
+            if key not in hits and key not in todo:
+                todo[key] = request
+        fresh: dict[str, tuple[Completion | None, str | None, int]] = {}
+        workers = 1 if self.config.backend == "inprocess" else self.config.max_concurrency
+        label = desc or f"{self.stage}: {self.config.model}"
+        logger.info(
+            "%s: %d requests, %d cached, %d to send (concurrency %d)",
+            label, len(requests), len(requests) - sum(k in todo for k in keys), len(todo), workers,
+        )  # fmt: skip
+        if todo:
+            with tqdm(total=len(todo), desc=label, unit="req", disable=None) as bar:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
+                    futures = {pool.submit(self._send, key, req): key for key, req in todo.items()}
+                    for future in as_completed(futures):
+                        fresh[futures[future]] = future.result()  # _send never raises
+                        bar.update(1)
+        return self._collect(requests, keys, hits, fresh)
+
+    def _collect(self, requests, keys, hits, fresh) -> list[ChatResult]:
+        results = []
+        counted: set[str] = set()
+        tally = {k: 0 for k in self._ledger}
+        for request, key in zip(requests, keys):
+            tally["requests"] += 1
+            if key in hits:
+                hit = hits[key]
+                tally["cached"] += 1
+                results.append(ChatResult(request.key, True, hit.text, None, 0, True, hit.prompt_tokens, hit.completion_tokens, hit.model))
+                continue
+            completion, error, attempts = fresh[key]
+            first = key not in counted  # a duplicate request rides on the first one's call
+            counted.add(key)
+            if first:
+                tally["sent"] += 1
+                tally["attempts"] += attempts
+            if completion is None:
+                tally["failed"] += 1
+                results.append(ChatResult(request.key, False, None, error, attempts, False, 0, 0, self.config.model))
+                continue
+            if first:
+                tally["prompt_tokens"] += completion.prompt_tokens
+                tally["completion_tokens"] += completion.completion_tokens
+            else:
+                tally["cached"] += 1
+            results.append(
+                ChatResult(request.key, True, completion.text, None, attempts, not first,
+                           completion.prompt_tokens, completion.completion_tokens, completion.model)
+            )  # fmt: skip
+        with self._lock:
+            for k, v in tally.items():
+                self._ledger[k] += v
+        cost = self._cost(tally["prompt_tokens"], tally["completion_tokens"])
+        logger.info(
+            "%s %s: %d requests, %d sent, %d cached, %d failed, %d+%d tokens, $%.4f",
+            self.stage, self.config.model, tally["requests"], tally["sent"], tally["cached"], tally["failed"],
+            tally["prompt_tokens"], tally["completion_tokens"], cost,
+        )  # fmt: skip
+        return results
+
+    def _cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        c = self.config
+        return prompt_tokens / 1000 * c.price_per_1k_prompt_tokens + completion_tokens / 1000 * c.price_per_1k_completion_tokens
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        c = self.config
+        if retry_after is not None:
+            return min(retry_after, c.backoff_max_s)
+        # full jitter on an exponential envelope: spreads the herd after a 429 burst
+        return random.uniform(0.5, 1.0) * min(c.backoff_max_s, c.backoff_base_s * (2 ** (attempt - 1)))
+
+    def _send(self, key: str, request: ChatRequest) -> tuple[Completion | None, str | None, int]:
+        """One request with retries; stores a success in the cache. Never raises."""
+        c = self.config
+        seed = None if c.seed is None else c.seed + request.attempt
+        attempts = 0
+        error = "not sent"
+        while attempts <= c.max_retries:
+            attempts += 1
+            try:
+                completion = self._backend.complete(request.messages, seed=seed)
+            except FatalError as exc:
+                error = redact(exc.message, self._secret)
+                break
+            except RetryableError as exc:
+                error = redact(exc.message, self._secret)
+                if attempts > c.max_retries:
+                    break
+                wait = self._backoff(attempts, exc.retry_after)
+                logger.debug("%s: %s (attempt %d), retrying in %.2fs", request.key, error, attempts, wait)
+                time.sleep(wait)
+                continue
+            except BackendError as exc:  # pragma: no cover - subclasses above cover all
+                error = redact(exc.message, self._secret)
+                break
+            except Exception as exc:  # noqa: BLE001 - the contract: a per-item failure, not a crash
+                error = redact(f"unexpected {type(exc).__name__}: {exc}", self._secret)
+                logger.warning("%s: %s", request.key, error)
+                break
+            self.cache.put(key, CachedCompletion(completion.text, completion.prompt_tokens, completion.completion_tokens, completion.model))
+            return completion, None, attempts
+        logger.warning("%s: failed after %d attempt(s): %s", request.key, attempts, error)
+        return None, f"{error} (after {attempts} attempt(s))", attempts
+
+    def usage(self) -> pd.DataFrame:
+        """The ledger: one row for this client (stage, model, backend, counts, tokens, cost)."""
+        with self._lock:
+            row = dict(self._ledger)
+        row.update(stage=self.stage, model=self.config.model, backend=self.config.backend,
+                   cost_usd=self._cost(row["prompt_tokens"], row["completion_tokens"]))  # fmt: skip
+        return pd.DataFrame([row], columns=USAGE_COLUMNS)
+
+
+def build_client(
+    config: dict | LLMEndpointConfig,
+    *,
+    stage: str,
+    credentials: dict | None = None,
+    inprocess_model_path: str | None = None,
+) -> LLMClient:
+    """Build the client for one endpoint.
+
+    Args:
+        config: an ``LLMEndpointConfig`` or its dict (validated here).
+        stage: ledger label.
+        credentials: Kedro credentials entry; ``api_key`` wins over the env var.
+        inprocess_model_path: model folder for ``backend: inprocess``.
+
+    Returns:
+        The client.
+
+    Raises:
+        ValueError: invalid config, missing key for a remote endpoint, or no
+            model folder for the in-process backend.
+    """
+    if not isinstance(config, LLMEndpointConfig):
+        config = LLMEndpointConfig.model_validate(config)
+    if config.backend == "inprocess":
+        if not inprocess_model_path:
+            raise ValueError(f"endpoint {config.model!r}: backend 'inprocess' needs a model folder (inprocess_model_path)")
+        backend = InProcessBackend(model_path=inprocess_model_path, label=config.model, sampling=config.sampling())
+        client = LLMClient(config, backend, stage=stage)
+        # The label alone would let another model under the same label reuse
+        # this one's answers (e.g. after --params model=...): key on content.
+        client.cache_model_id = f"{config.model}@{model_fingerprint(inprocess_model_path)}"
+        return client
+    key = resolve_api_key(config, credentials)
+    backend = OpenAIBackend(
+        model=config.model, base_url=config.base_url, api_key=key, timeout_s=config.timeout_s, sampling=config.sampling()
+    )
+    return LLMClient(config, backend, stage=stage, secret=key)
+
+
+def model_fingerprint(folder: str | Path) -> str:
+    """A content hash of a model folder, cheap even for multi-GB weights.
+
+    Hashes every small file (config, tokenizer) in full and, of each large
+    file, its size plus its first and last MiB.
+    """
+    digest = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        size = path.stat().st_size
+        digest.update(str(size).encode())
+        with path.open("rb") as fh:
+            if size <= 4 << 20:
+                digest.update(fh.read())
+            else:
+                digest.update(fh.read(1 << 20))
+                fh.seek(-(1 << 20), 2)
+                digest.update(fh.read())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,203 @@
+"""The LLM client against a real local HTTP server through the real ``openai`` SDK."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from llm_server import LLMTestServer
+
+from polyglot_kedro.llm import ChatRequest, CompletionCache, LLMEndpointConfig, build_client, redact
+
+SECRET = "sk-test-SECRET123"
+
+
+def _requests(n: int, prefix: str = "q") -> list[ChatRequest]:
+    return [ChatRequest(key=f"{prefix}{i}", messages=[{"role": "user", "content": f"{prefix} {i}"}]) for i in range(n)]
+
+
+def test_results_in_order_cached_rerun_and_ledger(llm_server, endpoint):
+    client = build_client(endpoint, stage="test")
+    reqs = _requests(6)
+    results = client.run(reqs)
+    assert [r.key for r in results] == [r.key for r in reqs]
+    assert all(r.ok and not r.cached for r in results)
+    assert results[2].text == "echo: q 2"
+    assert llm_server.total == 6
+    again = build_client(endpoint, stage="test").run(reqs)
+    assert llm_server.total == 6  # nothing sent twice
+    assert all(r.cached and r.ok for r in again)
+    assert [r.text for r in again] == [r.text for r in results]
+    usage = client.usage().iloc[0]
+    assert (usage.requests, usage.sent, usage.cached, usage.failed) == (6, 6, 0, 0)
+    assert usage.prompt_tokens == 12 and usage.completion_tokens == 18  # "q i" = 2 words, "echo: q i" = 3
+    assert usage.cost_usd == pytest.approx(12 / 1000 * 1.0 + 18 / 1000 * 2.0)
+
+
+def test_duplicate_requests_sent_once(llm_server, endpoint):
+    reqs = _requests(2) + _requests(2)
+    results = build_client(endpoint, stage="test").run(reqs)
+    assert llm_server.total == 2
+    assert all(r.ok for r in results) and [r.cached for r in results] == [False, False, True, True]
+
+
+def test_concurrency_overlaps_and_is_bounded(endpoint):
+    with LLMTestServer(latency_s=0.3) as server:
+        cfg = dict(endpoint, base_url=server.base_url, max_concurrency=4)
+        results = build_client(cfg, stage="test").run(_requests(8))
+    assert all(r.ok for r in results)
+    assert server.max_in_flight == 4
+
+
+def test_faults_survived_no_item_lost(endpoint):
+    with LLMTestServer(hang_s=1.5, retry_after_s=0.3) as server:
+        server.faults.update({
+            "q 0": ["429"],
+            "q 1": ["500", "500"],
+            "q 2": ["timeout"],
+            "q 3": ["malformed"],
+            "q 4": ["no_choices", "429", "500"],
+        })  # fmt: skip
+        cfg = dict(endpoint, base_url=server.base_url, timeout_s=0.5, max_concurrency=6)
+        start = time.monotonic()
+        results = build_client(cfg, stage="test").run(_requests(6))
+        elapsed = time.monotonic() - start
+    assert [r.ok for r in results] == [True] * 6
+    assert [r.text for r in results] == [f"echo: q {i}" for i in range(6)]
+    assert [r.attempts for r in results] == [2, 3, 2, 2, 4, 1]
+    assert [server.counts[f"q {i}"] for i in range(6)] == [2, 3, 2, 2, 4, 1]
+    assert elapsed >= 0.3  # the Retry-After of the 429 was waited out (backoff_base is 0.01 s)
+
+
+def test_exhausted_retries_is_a_failed_result_not_cached_and_retried_next_run(llm_server, endpoint):
+    llm_server.faults["q 1"] = ["500"] * 10
+    cfg = dict(endpoint, max_retries=2)
+    results = build_client(cfg, stage="test").run(_requests(3))
+    assert [r.ok for r in results] == [True, False, True]
+    bad = results[1]
+    assert bad.text is None and "HTTP 500" in bad.error and bad.attempts == 3 and not bad.cached
+    client = build_client(cfg, stage="test")
+    llm_server.faults["q 1"] = []
+    again = client.run(_requests(3))
+    assert [r.ok for r in again] == [True, True, True]
+    assert llm_server.counts["q 1"] == 4 and llm_server.counts["q 0"] == 1
+    assert client.usage().iloc[0][["sent", "cached"]].tolist() == [1, 2]
+
+
+def test_client_error_not_retried(llm_server, endpoint):
+    def key_fn(body):  # the server answers 400 for this one
+        content = body["messages"][-1]["content"]
+        if content == "q 0":
+            raise KeyError("rejected by test")
+        return content
+
+    llm_server.key_fn = key_fn
+    results = build_client(endpoint, stage="test").run(_requests(2))
+    assert not results[0].ok and results[0].attempts == 1 and "HTTP 400" in results[0].error
+    assert results[1].ok
+
+
+def test_sampling_params_and_json_mode_reach_the_server(llm_server, endpoint):
+    cfg = dict(endpoint, temperature=0.0, seed=7, json_mode=True, max_tokens=33)
+    client = build_client(cfg, stage="test")
+    client.run([ChatRequest("a", [{"role": "user", "content": "x"}]), ChatRequest("b", [{"role": "user", "content": "x"}], attempt=1)])
+    bodies = sorted(llm_server.bodies, key=lambda b: b["seed"])
+    assert [b["seed"] for b in bodies] == [7, 8]  # a deliberate re-ask is a new request with a new seed
+    assert bodies[0]["response_format"] == {"type": "json_object"} and bodies[0]["max_tokens"] == 33
+
+
+def test_key_never_leaks(llm_server, endpoint, caplog, capfd, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    llm_server.faults["q 1"] = ["500"] * 10
+    with caplog.at_level(logging.DEBUG):
+        client = build_client(dict(endpoint, max_retries=1), stage="test", credentials={"api_key": SECRET})
+        results = client.run(_requests(3))
+        usage = client.usage()
+    assert f"Bearer {SECRET}" in llm_server.auth_headers  # the key was used
+    out, err = capfd.readouterr()
+    texts = [caplog.text, out, err, repr(client), repr(results), usage.to_csv(), repr(client.config)]
+    files = [p.read_bytes() for p in Path(endpoint["cache_dir"]).rglob("*") if p.is_file()]
+    assert all(SECRET not in t for t in texts)
+    assert all(SECRET.encode() not in b for b in files) and files
+    assert redact(f"Incorrect API key provided: {SECRET}", SECRET) == "Incorrect API key provided: ***"
+
+
+def test_key_from_env_and_missing_key_is_a_clear_error(monkeypatch, tmp_path):
+    cfg = {"backend": "openai", "model": "gpt-x", "api_key_env": "POLYGLOT_TEST_KEY", "cache_dir": str(tmp_path)}
+    monkeypatch.delenv("POLYGLOT_TEST_KEY", raising=False)
+    with pytest.raises(ValueError, match="POLYGLOT_TEST_KEY"):
+        build_client(cfg, stage="test")
+    monkeypatch.setenv("POLYGLOT_TEST_KEY", SECRET)
+    assert SECRET not in repr(build_client(cfg, stage="test"))
+
+
+def test_config_typo_fails_with_field_name():
+    with pytest.raises(ValueError, match="temprature"):
+        LLMEndpointConfig.model_validate({"backend": "openai", "model": "m", "temprature": 0.1})
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from polyglot_kedro.llm import ChatRequest, build_client
+    cfg = json.loads(sys.argv[1])
+    reqs = [ChatRequest(key=f"q{i}", messages=[{"role": "user", "content": f"q {i}"}]) for i in range(int(sys.argv[2]))]
+    build_client(cfg, stage="child").run(reqs)
+    """
+)
+
+
+def _child(tmp_path: Path, cfg: dict, n: int) -> subprocess.Popen:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    return subprocess.Popen([sys.executable, str(script), json.dumps(cfg), str(n)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def test_kill_9_midway_then_rerun_sends_only_missing(endpoint, tmp_path):
+    n = 20
+    with LLMTestServer(latency_s=0.15) as server:
+        cfg = dict(endpoint, base_url=server.base_url, max_concurrency=2)
+        child = _child(tmp_path, cfg, n)
+        deadline = time.monotonic() + 60
+        while sum(server.completed.values()) < 6 and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.02)
+        assert child.poll() is None, child.stderr.read().decode()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        done_before = len(CompletionCache(cfg["cache_dir"]))
+        assert 0 < done_before < n
+        first_counts = dict(server.counts)
+        server.reset_counts()
+        results = build_client(cfg, stage="test").run(_requests(n))
+    assert all(r.ok for r in results)
+    assert server.total == n - done_before  # only the missing requests were sent
+    assert sum(r.cached for r in results) == done_before
+    cached_keys = {r.key for r in results if r.cached}
+    assert all(server.counts[f"q {k[1:]}"] == 0 for k in cached_keys)
+    assert all(first_counts.get(f"q {k[1:]}") == 1 for k in cached_keys)
+
+
+def test_concurrent_processes_and_threads_share_the_cache(endpoint, tmp_path):
+    with LLMTestServer(latency_s=0.01) as server:
+        cfg = dict(endpoint, base_url=server.base_url, max_concurrency=4)
+        children = [_child(tmp_path, cfg, 24) for _ in range(2)]
+        here = build_client(cfg, stage="test").run(_requests(24))
+        for child in children:
+            assert child.wait(timeout=120) == 0, child.stderr.read().decode()
+    assert all(r.ok for r in here)
+    cache = CompletionCache(cfg["cache_dir"])
+    assert len(cache) == 24
+    conn = sqlite3.connect(cache.path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()

@@ -1,0 +1,74 @@
+"""The in-process backend: Guanaco rendering, stop strings, cache and ledger on a tiny model."""
+
+from __future__ import annotations
+
+import pytest
+from llm_server import make_tiny_causal_lm
+
+from polyglot_kedro.llm import ChatRequest, build_client
+from polyglot_kedro.llm.backends import cut_at_stop, messages_to_guanaco
+
+
+def test_messages_to_guanaco_puts_system_into_first_human_turn():
+    msgs = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye?"},
+    ]
+    assert messages_to_guanaco(msgs) == "### Human: Be brief.\n\nHi### Assistant: Hello### Human: Bye?### Assistant:"
+    with pytest.raises(ValueError, match="ending with a 'user'"):
+        messages_to_guanaco(msgs[:3])
+
+
+def test_cut_at_stop():
+    assert cut_at_stop(" Bonjour ### Human: next") == "Bonjour"
+    assert cut_at_stop("a### Assistant: b### Human: c") == "a"
+    assert cut_at_stop("plain") == "plain"
+
+
+def test_inprocess_backend_generates_caches_and_counts(tmp_path):
+    folder = make_tiny_causal_lm(tmp_path / "model")
+    cfg = {"backend": "inprocess", "model": "tiny", "max_tokens": 6, "cache_dir": str(tmp_path / "cache")}
+    reqs = [ChatRequest(f"k{i}", [{"role": "user", "content": f"Translate {i}"}]) for i in range(2)]
+    client = build_client(cfg, stage="test", inprocess_model_path=folder)
+    results = client.run(reqs)
+    assert all(r.ok and isinstance(r.text, str) and r.prompt_tokens > 0 for r in results)
+    assert all(0 < r.completion_tokens <= 6 for r in results)
+    again = build_client(cfg, stage="test", inprocess_model_path=folder)
+    assert [r.text for r in again.run(reqs)] == [r.text for r in results]
+    assert again.usage().iloc[0][["sent", "cached"]].tolist() == [0, 2]
+    with pytest.raises(ValueError, match="inprocess_model_path"):
+        build_client(cfg, stage="test")
+
+
+def test_inprocess_prompt_too_long_is_a_failed_item(tmp_path):
+    folder = make_tiny_causal_lm(tmp_path / "model")
+    cfg = {"backend": "inprocess", "model": "tiny", "max_tokens": 4, "cache_dir": str(tmp_path / "cache")}
+    long = ChatRequest("long", [{"role": "user", "content": "zq " * 3000}])
+    result = build_client(cfg, stage="test", inprocess_model_path=folder).run([long])[0]
+    assert not result.ok and "does not fit" in result.error and result.attempts == 1
+
+
+def test_inprocess_cache_is_keyed_on_model_content_not_label(tmp_path):
+    """Two different model folders under one label must not share answers."""
+    from llm_server import make_tiny_causal_lm
+
+    from polyglot_kedro.llm import build_client
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_tiny_causal_lm(a)
+    make_tiny_causal_lm(b)
+    # Change b's weights: same label, same architecture, other content.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(b)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(-1.0)
+    model.save_pretrained(b)
+    cfg = {"backend": "inprocess", "model": "same-label", "cache_dir": str(tmp_path / "cache")}
+    ca = build_client(cfg, stage="t", inprocess_model_path=str(a))
+    cb = build_client(cfg, stage="t", inprocess_model_path=str(b))
+    assert ca.cache_model_id != cb.cache_model_id
+    assert ca.cache_model_id == build_client(cfg, stage="t", inprocess_model_path=str(a)).cache_model_id
