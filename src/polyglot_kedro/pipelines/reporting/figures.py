@@ -1,0 +1,190 @@
+"""Bar charts in the paper's layout (matplotlib, Agg backend).
+
+Each bar patch carries ``gid = "<series>|<language>"`` so tests (and anyone
+post-processing the SVG/figure) can find a bar; a bar is hatched (``//``)
+where the language was in that mix's finetuning data.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+FigureId = Literal[
+    "fig1_io_lang_agreement", "fig2_helpfulness", "fig3_xquad", "fig4_xcsqa", "fig5_xnli",
+    "fig6_native_vs_mt", "fig7_model_size",
+]
+HATCH = "//"
+METRIC_LABELS = {
+    "io_lang_agreement": "IO language agreement",
+    "helpfulness": "Helpfulness (1-6)",
+    "xquad_f1": "XQuAD F1",
+    "xquad_em": "XQuAD exact match",
+    "xcsqa_acc": "X-CSQA accuracy",
+    "xnli_acc": "XNLI accuracy",
+}
+
+
+@dataclass(frozen=True)
+class LanguageFigure:
+    """One per-language figure: a task/metric, optionally one panel per prompt setting."""
+
+    id: str
+    label: str
+    title: str
+    task: str
+    metric: str
+    prompt_settings: tuple[str, ...] = ()
+
+
+def figure_specs(xquad_metric: str = "xquad_f1") -> list[LanguageFigure]:
+    """Figures 1-5 (per language, one bar per mix)."""
+    return [
+        LanguageFigure("fig1_io_lang_agreement", "Fig. 1", "IO language agreement of chat responses", "chat", "io_lang_agreement"),
+        LanguageFigure("fig2_helpfulness", "Fig. 2", "Chat helpfulness (LLM judge)", "chat", "helpfulness"),
+        LanguageFigure("fig3_xquad", "Fig. 3", "XQuAD", "xquad", xquad_metric, ("en:xx", "xx:xx")),
+        LanguageFigure("fig4_xcsqa", "Fig. 4", "X-CSQA", "xcsqa", "xcsqa_acc"),
+        LanguageFigure("fig5_xnli", "Fig. 5", "XNLI", "xnli", "xnli_acc"),
+    ]
+
+
+def ordered_languages(groups: Mapping[str, Sequence[str]], present: Iterable[str]) -> list[str]:
+    """Languages in the paper's group order (high, mid, low), then any others present, sorted.
+
+    Languages of the groups that are not present are skipped; present ones
+    outside the groups are kept (appended), never dropped.
+    """
+    present = {str(x) for x in present}
+    ordered: list[str] = []
+    for name in ("high", "mid", "low"):
+        ordered += [lang for lang in groups.get(name, []) if lang in present and lang not in ordered]
+    for name, langs in groups.items():
+        ordered += [lang for lang in langs if lang in present and lang not in ordered]
+    return ordered + sorted(present - set(ordered))
+
+
+def caption(bars: str, level: float, n_boot: int, *, hatched: bool, extra: str = "") -> str:
+    """Caption text stating which error bar is drawn (and what hatching means)."""
+    if bars == "ci":
+        err = (f"Error bars: {int(round(level * 100))}% bootstrap confidence interval of the mean "
+               f"({n_boot} resamples of item x seed rows, percentile method).")
+    else:
+        err = "Error bars: +/- 1 standard deviation of the item x seed scores (not a confidence interval)."
+    hatch = " Hatched bars: the language was in the mix's finetuning data." if hatched else ""
+    return f"{err}{hatch} {extra}".strip()
+
+
+def _yerr(row: pd.Series, bars: str) -> list[list[float]]:
+    if bars == "ci":
+        low, high = row["mean"] - row["ci_low"], row["ci_high"] - row["mean"]
+    else:
+        low = high = row["sd"]
+    # A nested list, not an array: matplotlib turns a (2, 1) array into a
+    # deprecated array-to-scalar conversion.
+    return [[0.0 if pd.isna(low) else float(max(low, 0.0))], [0.0 if pd.isna(high) else float(max(high, 0.0))]]
+
+
+def _bars(ax, table: pd.DataFrame, categories: Sequence[str], series: Sequence[str], series_col: str,
+          cat_col: str, hatched: Mapping[str, set[str]] | None, bars: str) -> None:
+    colors = plt.get_cmap("tab10")
+    width = 0.8 / max(len(series), 1)
+    lookup = {(r[series_col], r[cat_col]): r for _, r in table.iterrows()}
+    for i, s in enumerate(series):
+        for j, cat in enumerate(categories):
+            row = lookup.get((s, cat))
+            if row is None:
+                continue
+            is_hatched = bool(hatched) and cat in hatched.get(s, set())
+            container = ax.bar([j - 0.4 + width * (i + 0.5)], [row["mean"]], width, color=colors(i % 10),
+                               edgecolor="black", linewidth=0.5, hatch=HATCH if is_hatched else None,
+                               yerr=_yerr(row, bars), capsize=2, error_kw={"linewidth": 0.8})
+            container.patches[0].set_gid(f"{s}|{cat}")
+    ax.set_xticks(range(len(categories)))
+    ax.set_xticklabels(categories)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _legend(fig: Figure, series: Sequence[str], hatch_note: bool) -> None:
+    colors = plt.get_cmap("tab10")
+    handles = [Patch(facecolor=colors(i % 10), edgecolor="black", label=s) for i, s in enumerate(series)]
+    if hatch_note:
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch=HATCH, label="in finetuning data"))
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 7), frameon=False,
+               bbox_to_anchor=(0.5, 1.02))
+
+
+def draw_language_bars(sub: pd.DataFrame, spec: LanguageFigure, languages: Sequence[str], mixes: Sequence[str],
+                       hatched: Mapping[str, set[str]], bars: str) -> Figure:
+    """Grouped bars per language (one bar per mix), one panel per prompt setting.
+
+    Args:
+        sub: aggregate rows of one model, task and metric.
+        spec: the figure.
+        languages: x order.
+        mixes: bar order.
+        hatched: mix -> finetuning languages.
+        bars: ``ci`` or ``sd``.
+
+    Returns:
+        The figure.
+    """
+    panels = [ps for ps in spec.prompt_settings if ps in set(sub["prompt_setting"])] or [None]
+    langs = [lang for lang in languages if lang in set(sub["lang"])]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.55 * len(langs) * max(len(mixes), 1) / 2 + 3),
+                                                     3.2 * len(panels)), squeeze=False)
+    for ax, ps in zip(axes[:, 0], panels):
+        table = sub if ps is None else sub[sub["prompt_setting"] == ps]
+        _bars(ax, table, langs, mixes, "mix", "lang", hatched, bars)
+        ax.set_ylabel(METRIC_LABELS.get(spec.metric, spec.metric))
+        ax.set_title(spec.title if ps is None else f"{spec.title} ({ps})", fontsize=10)
+    _legend(fig, mixes, hatch_note=True)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig
+
+
+def draw_native_vs_mt(sub: pd.DataFrame, pairs: Sequence[tuple[str, str]], languages: Sequence[str],
+                      hatched: Mapping[str, set[str]], bars: str) -> Figure:
+    """Fig. 6: per language, a native multi-i mix next to its mt twin; one row per chat metric."""
+    metrics = [m for m in ("helpfulness", "io_lang_agreement") if m in set(sub["metric"])]
+    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(6.5 * len(pairs), 3.2 * len(metrics)), squeeze=False)
+    for r, metric in enumerate(metrics):
+        for c, (a, b) in enumerate(pairs):
+            table = sub[(sub["metric"] == metric) & sub["mix"].isin([a, b])]
+            langs = [lang for lang in languages if lang in set(table["lang"])]
+            _bars(axes[r, c], table, langs, [a, b], "mix", "lang", hatched, bars)
+            axes[r, c].set_ylabel(METRIC_LABELS.get(metric, metric))
+            axes[r, c].set_title(f"{a} (native) vs {b} (MT)", fontsize=10)
+    _legend(fig, [m for pair in pairs for m in pair], hatch_note=True)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig
+
+
+def draw_model_sizes(pooled: pd.DataFrame, mixes: Sequence[str], models: Sequence[str], metric: str,
+                     bars: str) -> Figure:
+    """Fig. 7: per mix, one bar per model (metric pooled over languages)."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(mixes) + 2), 3.4))
+    _bars(ax, pooled, mixes, models, "model", "mix", None, bars)
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_title("Model size comparison", fontsize=10)
+    _legend(fig, models, hatch_note=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig
+
+
+def to_base64_png(fig: Figure, dpi: int = 110) -> str:
+    """The figure as a base64-encoded PNG (for embedding in HTML)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")

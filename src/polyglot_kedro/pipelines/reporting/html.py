@@ -1,0 +1,88 @@
+"""Self-contained HTML (inline CSS, base64 images, no scripts) and Markdown tables."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; font-size: 0.8em; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: 2px 1em; }
+dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
+figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #444; max-width: 60em; }
+.notes li { color: #8a4b00; } code { background: #f5f5f5; padding: 0 3px; }
+"""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "" if np.isnan(value) else f"{value:.4g}"
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (``|`` escaped; floats to 4 significant digits)."""
+    if df is None or df.empty:
+        return "_(no rows)_"
+    cols = [str(c) for c in df.columns]
+
+    def cell(v: Any) -> str:
+        return _fmt(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(c) for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False, name=None)]
+    return "\n".join(lines)
+
+
+def _table_html(df: pd.DataFrame) -> str:
+    if df is None or df.empty:
+        return "<p><em>(no rows)</em></p>"
+    return df.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def render(*, title: str, meta: Sequence[tuple[str, str]], notes: Sequence[str], figures: Sequence[dict[str, Any]],
+           tables: Sequence[tuple[str, pd.DataFrame]], viz_link: str, viz_command: str) -> str:
+    """The report document.
+
+    Args:
+        title: page title.
+        meta: (label, value) pairs for the header.
+        notes: skipped figures and other caveats.
+        figures: ``{id, title, caption, png_base64}`` dicts.
+        tables: (title, frame) pairs.
+        viz_link: relative link to the kedro-viz build.
+        viz_command: how to build it.
+
+    Returns:
+        The HTML text.
+    """
+    esc = html.escape
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    out.append('<dl class="meta">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in meta) + "</dl>")
+    out.append(f'<p>Lineage: <a href="{esc(viz_link, quote=True)}">kedro-viz pipeline view</a> '
+               f"(build it first from the project root: <code>{esc(viz_command)}</code>).</p>")
+    if notes:
+        out.append('<h2>Notes</h2><ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    out.append("<h2>Figures</h2>")
+    if not figures:
+        out.append("<p><em>No figure could be drawn (see notes).</em></p>")
+    for fig in figures:
+        out.append(f'<figure id="{esc(fig["id"], quote=True)}"><img alt="{esc(fig["title"], quote=True)}" '
+                   f'src="data:image/png;base64,{fig["png_base64"]}">'
+                   f"<figcaption><strong>{esc(fig['title'])}.</strong> {esc(fig['caption'])}</figcaption></figure>")
+    for name, df in tables:
+        out.append(f"<h2>{esc(name)}</h2>{_table_html(df)}")
+    out.append("</body></html>")
+    return "\n".join(out)

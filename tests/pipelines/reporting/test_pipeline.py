@@ -1,0 +1,121 @@
+"""The reporting pipeline end to end with SequentialRunner (XNLI missing)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from kedro_datasets.matplotlib import MatplotlibDataset
+from kedro_datasets.pandas import CSVDataset
+from kedro_datasets.text import TextDataset
+from PIL import Image
+
+from polyglot_kedro.config import mix_specs
+from polyglot_kedro.pipelines.reporting import create_pipeline
+
+
+@pytest.fixture
+def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_params, language_groups, mix_summary,
+               language_distribution, usage):
+    def run():
+        out = tmp_path / "08_reporting"
+        datasets = {
+            "translation_usage": MemoryDataset(usage("translation", 0.5)),
+            "mix_summary": MemoryDataset(mix_summary),
+            "language_distribution": MemoryDataset(language_distribution),
+            "params:mixes": MemoryDataset(mixes),
+            "params:reporting": MemoryDataset(reporting_params),
+            "params:data_mixing": MemoryDataset(data_mixing_params),
+            "params:language_groups": MemoryDataset(language_groups),
+            "params:model": MemoryDataset("tiny_llama"),
+            "report_figure_manifest": MemoryDataset(copy_mode="assign"),
+            **{f"report_{name}": CSVDataset(filepath=str(out / f"{name}.csv"), save_args={"index": False})
+               for name in ("aggregates", "significance", "costs", "training_metrics", "figure_numbers")},
+            "report_figures": MatplotlibDataset(filepath=str(out / "figures"), save_args={"format": "png"}),
+            "report_html": TextDataset(filepath=str(out / "report.html")),
+            "report_tables_md": TextDataset(filepath=str(out / "tables.md")),
+        }
+        for mix, df in scores_by_mix.items():
+            datasets[f"{mix}.scores"] = MemoryDataset(df)
+            datasets[f"{mix}.judging_usage"] = MemoryDataset(usage("judging", 0.25))
+            datasets[f"{mix}.training_metrics"] = MemoryDataset({"loss": [2.0, 1.0], "tokens": 100})
+        catalog = DataCatalog(datasets)
+        SequentialRunner().run(create_pipeline(mix_specs(mixes)), catalog)
+        return out
+
+    return run
+
+
+def test_pipeline_writes_report_with_missing_task_noted(run_report):
+    out = run_report()
+    html = (out / "report.html").read_text()
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == ["fig1_io_lang_agreement.png", "fig2_helpfulness.png", "fig3_xquad.png", "fig4_xcsqa.png"]
+    for name in figures:
+        assert Image.open(out / "figures" / name).size[0] > 100
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 4
+    for b64 in images:
+        Image.open(io.BytesIO(base64.b64decode(b64))).verify()
+    assert "Fig. 5 (XNLI) skipped: no valid &#x27;xnli_acc&#x27; scores" in html
+    assert "Fig. 5 (XNLI) skipped" in (out / "tables.md").read_text()
+    agg = pd.read_csv(out / "aggregates.csv")
+    assert set(agg["task"]) == {"chat", "xquad", "xcsqa"}
+    numbers = pd.read_csv(out / "figure_numbers.csv")
+    assert set(numbers["figure"]) == {f[:-4] for f in figures}
+    costs = pd.read_csv(out / "costs.csv")
+    assert costs.loc[costs["mix"] == "TOTAL", "cost_usd"].iloc[0] == pytest.approx(1.25)
+    sig = pd.read_csv(out / "significance.csv")
+    es = sig[(sig["metric"] == "helpfulness") & (sig["lang"] == "es") & (sig["mix_a"] == "mono")].iloc[0]
+    assert es["significant"]
+    tm = pd.read_csv(out / "training_metrics.csv")
+    assert list(tm["mix"]) == ["mono", "multi2", "multi3"] and set(tm["loss.last"]) == {1.0}
+
+
+def test_pipeline_wiring():
+    mixes = mix_specs({"mono": {"kind": "mono"}, "base": {"kind": "untuned"}})
+    pipe = create_pipeline(mixes)
+    assert "base.training_metrics" not in pipe.inputs() and "mono.training_metrics" in pipe.inputs()
+    assert {"base.scores", "mono.scores", "translation_usage"} <= pipe.inputs()
+    assert "translation_usage" not in create_pipeline(mixes, with_translation_usage=False).inputs()
+    assert {"report_html", "report_figures", "report_tables_md"} <= pipe.outputs()
+    assert len(create_pipeline(None).nodes) == 0
+
+
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "screenshot_report.py"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _run_script(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_report_images_decode(run_report, tmp_path):
+    out = run_report()
+    res = _run_script(str(out / "report.html"), "--no-browser", "--json", str(tmp_path / "check.json"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    summary = json.loads((tmp_path / "check.json").read_text())
+    assert summary["images"] == 4 and summary["images_decoded"] == 4
+    broken = tmp_path / "broken.html"
+    broken.write_text('<html><body><img src="data:image/png;base64,AAAA"></body></html>')
+    assert _run_script(str(broken), "--no-browser").returncode == 1
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="headless Chromium (Debian package chromium) not installed")
+def test_report_renders_in_headless_chromium(run_report, tmp_path):
+    out = run_report()
+    shot = tmp_path / "shot.png"
+    res = _run_script(str(out / "report.html"), "--chromium", CHROMIUM, "--screenshot", str(shot),
+                      "--json", str(tmp_path / "check.json"))
+    summary = json.loads((tmp_path / "check.json").read_text())
+    assert res.returncode == 0, json.dumps(summary.get("browser"), indent=1)
+    assert summary["browser"]["rendered"] == 4 and shot.exists()
