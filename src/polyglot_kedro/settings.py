@@ -10,4 +10,6 @@ CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
+    # conf/paper and conf/local then hold only the keys that differ.
+    "merge_strategy": {"parameters": "soft"},
 }

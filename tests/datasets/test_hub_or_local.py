@@ -1,0 +1,116 @@
+"""HubOrLocalDataset: local formats, errors, read-only, the Hub branch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.io.core import DatasetError
+
+from polyglot_kedro.datasets.hub_or_local import HubOrLocalDataset
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+ROWS = [{"id": "x1", "lang": "de", "instruction": "Sag hallo"}, {"id": "x2", "lang": "en", "instruction": "Say hi"}]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_jsonl_roundtrip_of_written_rows(tmp_path):
+    ds = HubOrLocalDataset(source=str(_write_jsonl(tmp_path / "p.jsonl", ROWS)))
+    pd.testing.assert_frame_equal(ds.load(), pd.DataFrame(ROWS))
+    assert ds.exists()
+
+
+def test_broken_jsonl_line_is_named(tmp_path):
+    path = _write_jsonl(tmp_path / "p.jsonl", ROWS)
+    path.write_text(path.read_text() + '{"id": "x3", "lang": \n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"p\.jsonl, line 3: invalid JSON"):
+        HubOrLocalDataset(source=str(path)).load()
+
+
+def test_json_array_and_json_lines_in_json_suffix(tmp_path):
+    arr = tmp_path / "a.json"
+    arr.write_text(json.dumps(ROWS), encoding="utf-8")
+    pd.testing.assert_frame_equal(HubOrLocalDataset(source=str(arr)).load(), pd.DataFrame(ROWS))
+    lines = _write_jsonl(tmp_path / "l.json", ROWS)
+    pd.testing.assert_frame_equal(HubOrLocalDataset(source=str(lines)).load(), pd.DataFrame(ROWS))
+
+
+def test_tsv_with_names(tmp_path):
+    path = tmp_path / "dev-de.tsv"
+    path.write_text('Er "schläft".\tEr ist wach.\tcontradiction\nA\tB\tneutral\n', encoding="utf-8")
+    ds = HubOrLocalDataset(source=str(path), load_args={"names": ["premise", "hypothesis", "label"]})
+    df = ds.load()
+    assert df.to_dict("records")[0] == {"premise": 'Er "schläft".', "hypothesis": "Er ist wach.", "label": "contradiction"}
+    assert len(df) == 2
+
+
+def test_squad_flattened(tmp_path):
+    squad = {"version": "1.1", "data": [{"title": "T", "paragraphs": [
+        {"context": "Bern is the capital.", "qas": [
+            {"id": "q1", "question": "Capital?", "answers": [{"answer_start": 0, "text": "Bern"}]}]}]}]}
+    path = tmp_path / "xquad.de.json"
+    path.write_text(json.dumps(squad), encoding="utf-8")
+    df = HubOrLocalDataset(source=str(path), format="squad").load()
+    assert df.to_dict("records") == [
+        {"id": "q1", "title": "T", "context": "Bern is the capital.", "question": "Capital?", "answers": ["Bern"]}
+    ]
+    path.write_text(json.dumps({"data": [{"paragraphs": [{"qas": [{"id": "q", "question": "?", "answers": []}]}]}]}), encoding="utf-8")
+    with pytest.raises(DatasetError, match="missing field 'context'"):
+        HubOrLocalDataset(source=str(path), format="squad").load()
+
+
+def test_read_only_and_describe(tmp_path):
+    ds = HubOrLocalDataset(source=str(_write_jsonl(tmp_path / "p.jsonl", ROWS)), revision="abc")
+    with pytest.raises(DatasetError, match="read-only"):
+        ds.save(pd.DataFrame(ROWS))
+    assert ds._describe()["revision"] == "abc"
+    with pytest.raises(DatasetError, match="unknown format"):
+        HubOrLocalDataset(source="x", format="csv")
+    odd = tmp_path / "p.txt"
+    odd.write_text("x")
+    with pytest.raises(DatasetError, match="cannot infer format"):
+        HubOrLocalDataset(source=str(odd)).load()
+
+
+def test_hub_branch_calls_load_dataset(monkeypatch):
+    import datasets
+
+    calls = {}
+
+    def fake_load_dataset(source, **kwargs):
+        calls.update(source=source, **kwargs)
+        return datasets.Dataset.from_list(ROWS)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    ds = HubOrLocalDataset(source="org/some-dataset", split="test", revision="r1", load_args={"name": "de"})
+    pd.testing.assert_frame_equal(ds.load(), pd.DataFrame(ROWS))
+    assert calls == {"source": "org/some-dataset", "split": "test", "revision": "r1", "name": "de"}
+    assert not ds.exists()
+
+
+def test_hub_failure_is_a_dataset_error(monkeypatch):
+    import datasets
+
+    def fail(source, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", fail)
+    with pytest.raises(DatasetError, match="not a local file and could not be loaded from the Hub"):
+        HubOrLocalDataset(source="org/missing").load()
+
+
+def test_real_shared_files():
+    guanaco = SHARED / "guanaco" / "openassistant_best_replies_eval.jsonl"
+    xquad = SHARED / "xquad" / "xquad.de.json"
+    if not (guanaco.is_file() and xquad.is_file()):
+        pytest.skip(f"shared data not found under {SHARED}")
+    g = HubOrLocalDataset(source=str(guanaco)).load()
+    assert len(g) == 518 and list(g.columns) == ["text"]
+    x = HubOrLocalDataset(source=str(xquad), format="squad").load()
+    assert len(x) == 1190 and x["id"].is_unique and x["answers"].map(len).min() >= 1
