@@ -21,9 +21,11 @@ def load_mixes(project_path: str | Path | None = None, env: str | None = None) -
     """Read and validate ``params:mixes`` for ``env`` (default: ``KEDRO_ENV``)."""
     project_path = Path(project_path or os.environ.get("POLYGLOT_PROJECT_PATH", Path.cwd()))
     env = env or os.environ.get("KEDRO_ENV") or _env_from_cli() or "local"
-    loader = OmegaConfigLoader(
-        conf_source=str(project_path / "conf"), base_env="base", default_run_env="local", env=env
-    )
+    # Same loader settings as the run itself (settings.CONFIG_LOADER_ARGS), so
+    # the namespaces built here are exactly the mixes the nodes will see.
+    from polyglot_kedro.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(project_path / "conf"), env=env, **CONFIG_LOADER_ARGS)
     return mix_specs(loader["parameters"].get("mixes", {}))
 
 

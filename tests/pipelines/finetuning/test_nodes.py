@@ -1,0 +1,142 @@
+"""Finetuning nodes on the tiny model (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from polyglot_kedro.config import resolve_model
+from polyglot_kedro.pipelines.finetuning.nodes import (
+    FinetuningParams,
+    build_trainer,
+    gradient_accumulation_steps,
+    train_lora,
+    training_rows,
+)
+from polyglot_kedro.prompting import format_guanaco, parse_guanaco
+
+
+def test_effective_batch_split():
+    assert gradient_accumulation_steps(64, 4, 1) == 16
+    assert gradient_accumulation_steps(64, 4, 4) == 4
+    with pytest.raises(ValueError, match="effective_batch_size 64 .* per_device_batch_size 4 x world_size 3"):
+        gradient_accumulation_steps(64, 4, 3)
+    with pytest.raises(ValueError, match="effective_batch_size 4 .* per_device_batch_size 8"):
+        gradient_accumulation_steps(4, 8, 1)
+    with pytest.raises(ValueError, match="effective_batch_size 5 is not a multiple of per_device_batch_size 2"):
+        FinetuningParams.model_validate({"effective_batch_size": 5, "per_device_batch_size": 2})
+
+
+def test_params_typo_fails_fast():
+    with pytest.raises(ValueError, match="learning_rat"):
+        FinetuningParams.model_validate({"learning_rat": 1e-5})
+
+
+def test_training_rows_formats(train_mix):
+    rows = training_rows(train_mix, "all")
+    assert rows[0]["text"] == "### Human: What is the capital of France?### Assistant: The capital of France is Paris."
+    rows = training_rows(train_mix, "assistant")
+    multi = rows[-1]
+    # Multi-turn: the last reply is the completion, everything before it the prompt.
+    assert multi["prompt"] == (
+        "### Human: Hi there!### Assistant: Hello! How can I help?### Human: Tell me a fact about owls.### Assistant:"
+    )
+    assert multi["completion"] == " Owls can rotate their heads about 270 degrees."
+    assert multi["prompt"] + multi["completion"] == format_guanaco(parse_guanaco(train_mix["text"].iloc[-1]))
+
+
+def test_training_rows_bad_row_names_id():
+    bad = pd.DataFrame({"id": ["g00000", "g00001"], "text": ["### Human: hi ### Assistant: ho", "no markers"]})
+    with pytest.raises(ValueError, match="g00001"):
+        training_rows(bad, "all")
+    with pytest.raises(ValueError, match="lacks column"):
+        training_rows(bad.drop(columns="text"), "all")
+
+
+@pytest.mark.parametrize("loss_on", ["assistant", "all"])
+def test_assistant_only_masking(loss_on, train_mix, base_model, models_registry, finetuning_params, tmp_path):
+    params = FinetuningParams.model_validate({**finetuning_params, "loss_on": loss_on})
+    spec = resolve_model(models_registry, "tiny_llama")
+    trainer, _ = build_trainer(train_mix, base_model, spec, params, tmp_path / "out")
+    tok = trainer.processing_class
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in (0, len(train_mix) - 1)])
+    rows = training_rows(train_mix, "assistant")
+    for b, row in zip(range(2), (rows[0], rows[-1])):
+        ids, labels = batch["input_ids"][b], batch["labels"][b]
+        attended = batch["attention_mask"][b].bool() if "attention_mask" in batch else torch.ones_like(ids).bool()
+        n_prompt = len(tok(row["prompt"])["input_ids"])
+        n_total = int(attended.sum())
+        first = int(attended.nonzero()[0])
+        prompt_labels = labels[first : first + n_prompt]
+        target_labels = labels[first + n_prompt : first + n_total]
+        if loss_on == "assistant":
+            assert (prompt_labels == -100).all()
+        else:
+            assert (prompt_labels != -100).all()
+        # The reply (and its EOS) is always a target.
+        assert (target_labels != -100).all() and len(target_labels) > 0
+        assert int(ids[first + n_total - 1]) == tok.eos_token_id
+
+
+class _LossRecorder(TrainerCallback):
+    def __init__(self):
+        self.steps = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps.append(state.global_step)
+
+
+def test_loss_goes_down(train_mix, base_model, models_registry, finetuning_params):
+    params = {**finetuning_params, "max_steps": 40, "save_steps": 40, "save_total_limit": 1, "learning_rate": 5e-3}
+    adapter, metrics = train_lora(train_mix, base_model, "tiny_llama", models_registry, params, mix_name="mono")
+    losses = [p["loss"] for p in metrics["loss_curve"]]
+    assert len(losses) == 40
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.3, (first, last)
+    assert metrics["mix"] == "mono" and metrics["rows"] == len(train_mix)
+    assert metrics["tokens_seen"] > 40 * 4 * 10
+    assert metrics["tokens_per_second"] > 0 and metrics["peak_rss_mib"] > 0
+    assert metrics["config"]["gradient_accumulation_steps"] == 2
+    assert metrics["config"]["sft"]["max_length"] == 128
+    json.dumps(metrics)  # the metrics dataset is JSON
+    cfg = json.loads((__import__("pathlib").Path(adapter) / "adapter_config.json").read_text())
+    assert cfg["r"] == 8 and cfg["peft_type"] == "LORA"
+
+
+class _Interrupt(TrainerCallback):
+    """Simulates a crash right after the checkpoint of step ``at`` is written."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            raise KeyboardInterrupt(f"simulated crash after checkpoint-{self.at}")
+
+
+def test_resume_from_checkpoint(train_mix, base_model, models_registry, finetuning_params, tmp_path):
+    params = {**finetuning_params, "max_steps": 6, "save_steps": 3}
+    with pytest.raises(KeyboardInterrupt):
+        train_lora(train_mix, base_model, "tiny_llama", models_registry, params, mix_name="m",
+                   callbacks=[_Interrupt(3)])
+    ckpt_root = tmp_path / "ckpt" / "tiny_llama" / "m"
+    assert [p.name for p in ckpt_root.glob("checkpoint-*")] == ["checkpoint-3"]
+    recorder = _LossRecorder()
+    _, metrics = train_lora(train_mix, base_model, "tiny_llama", models_registry, params, mix_name="m",
+                            callbacks=[recorder])
+    assert metrics["resumed_from_checkpoint"] is True
+    assert recorder.steps == [4, 5, 6]  # continued after step 3, not from 0
+    assert metrics["global_step"] == 6
+    assert [p["step"] for p in metrics["loss_curve"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_refuses_other_run(train_mix, base_model, models_registry, finetuning_params):
+    params = {**finetuning_params, "max_steps": 3, "save_steps": 3}
+    train_lora(train_mix, base_model, "tiny_llama", models_registry, params, mix_name="m")
+    changed = {**params, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}
+    with pytest.raises(ValueError, match="different run"):
+        train_lora(train_mix, base_model, "tiny_llama", models_registry, changed, mix_name="m")
