@@ -16,12 +16,16 @@ def register_pipelines() -> dict[str, Pipeline]:
         chains all six stages.
     """
     mixes = load_mixes()
+    # The base model folder (built, converted or downloaded once; reused when
+    # unchanged) is needed by several stages: each registered pipeline that
+    # reads it includes the node, so it runs on its own from a fresh clone.
+    base_model = finetuning.create_model_pipeline()
     stages = {
-        "data_mixing": data_mixing.create_pipeline(mixes=mixes),
-        "translation": translation.create_pipeline(mixes=mixes),
-        "finetuning": finetuning.create_pipeline(mixes=mixes),
-        "inference": inference.create_pipeline(mixes=mixes),
-        "judging": judging.create_pipeline(mixes=mixes),
+        "data_mixing": data_mixing.create_pipeline(mixes=mixes) + base_model,
+        "translation": translation.create_pipeline(mixes=mixes) + base_model,
+        "finetuning": base_model + finetuning.create_pipeline(mixes=mixes),
+        "inference": inference.create_pipeline(mixes=mixes) + base_model,
+        "judging": judging.create_pipeline(mixes=mixes) + base_model,
         "reporting": reporting.create_pipeline(mixes=mixes),
     }
     stages["__default__"] = sum(stages.values(), Pipeline([]))

@@ -1,0 +1,68 @@
+"""Generation engines (transformers, vLLM) behind one interface; see ``base``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from polyglot_kedro.engines.base import Engine, Generation, SamplingSpec, cut_at_stop
+
+log = logging.getLogger(__name__)
+
+EngineKind = Literal["auto", "transformers", "vllm"]
+
+__all__ = ["Engine", "EngineKind", "Generation", "SamplingSpec", "cut_at_stop", "make_engine", "resolve_engine_kind"]
+
+
+def resolve_engine_kind(kind: EngineKind) -> str:
+    """``auto`` becomes ``vllm`` when vLLM imports cleanly, else ``transformers`` (logged)."""
+    if kind != "auto":
+        return kind
+    from polyglot_kedro.engines.vllm_engine import vllm_usable
+
+    chosen = "vllm" if vllm_usable() else "transformers"
+    log.info("engine: auto -> %s", chosen)
+    return chosen
+
+
+def make_engine(
+    kind: EngineKind,
+    model_path: str,
+    *,
+    batch_size: int,
+    dtype: str = "auto",
+    tensor_parallel_size: int = 1,
+    max_model_len: int = 2048,
+    vllm_options: dict | None = None,
+) -> Engine:
+    """Build an engine on a model folder.
+
+    Args:
+        kind: ``auto``, ``transformers`` or ``vllm``.
+        model_path: transformers model folder.
+        batch_size: prompts per generate call.
+        dtype: model dtype from the registry.
+        tensor_parallel_size: vLLM only.
+        max_model_len: context limit (prompt + new tokens).
+        vllm_options: extra ``VLLMEngine`` keyword arguments (enforce_eager, ...).
+
+    Returns:
+        The engine (``engine.name`` says which).
+    """
+    kind = resolve_engine_kind(kind)
+    if kind == "transformers":
+        from polyglot_kedro.engines.transformers_engine import TransformersEngine
+
+        return TransformersEngine(model_path, batch_size=batch_size, dtype=dtype, max_model_len=max_model_len)
+    if kind == "vllm":
+        from polyglot_kedro.engines.vllm_engine import VLLMEngine
+
+        return VLLMEngine(
+            model_path,
+            batch_size=batch_size,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
+            **(vllm_options or {}),
+        )
+    raise ValueError(f"unknown engine {kind!r}; expected auto, transformers or vllm")

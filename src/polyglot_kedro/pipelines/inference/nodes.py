@@ -1,0 +1,297 @@
+"""Inference nodes: task prompts, generations per mix, XNLI log-likelihood scores.
+
+Resume: every (task, lang, prompt_setting, seed) partition is written as a
+Parquet file under ``inference.work_dir/<mix>/`` as soon as it finishes
+(atomically: temp file + rename). A rerun reuses a partition when its model,
+engine, batch size, sampling, item ids and prompts all match, and regenerates
+it otherwise, so changing a setting never mixes old and new rows. The node's
+output is the concatenation of all partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import Field
+
+from polyglot_kedro.config import StrictModel, resolve_model
+from polyglot_kedro.engines import Engine, SamplingSpec, make_engine
+from polyglot_kedro.tasks import PROMPT_COLUMNS, build_chat_prompts, build_xcsqa_prompts, build_xquad_prompts
+from polyglot_kedro.tasks.templates import template_version
+from polyglot_kedro.tasks.xnli import run_xnli_loglik
+
+log = logging.getLogger(__name__)
+
+GENERATION_COLUMNS = [
+    "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "prompt", "output",
+    "finish_reason", "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "reference",
+]  # fmt: skip
+XNLI_LOGLIK_COLUMNS = [
+    "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "pred", "gold", "correct", "engine",
+]  # fmt: skip
+GENERATION_TASKS = ("chat", "xquad", "xcsqa")
+
+
+class TaskRun(StrictModel):
+    """Which languages/settings of one generation task run, and how it samples."""
+
+    enabled: bool = True
+    languages: list[str]
+    prompt_settings: list[str]
+    limit: int | None = Field(None, ge=1)  # first N items per language (demo); None: all
+    batch_size: int | None = Field(None, ge=1)  # overrides inference.batch_size
+    sampling: SamplingSpec
+
+
+class GenerationTasks(StrictModel):
+    chat: TaskRun
+    xquad: TaskRun
+    xcsqa: TaskRun
+
+
+class XnliRun(StrictModel):
+    enabled: bool = True
+    languages: list[str]
+    limit: int | None = Field(None, ge=1)
+    batch_size: int = Field(8, ge=1)
+
+
+class VllmOptions(StrictModel):
+    enforce_eager: bool = True
+    kv_cache_space_gib: int = Field(2, ge=1)  # VLLM_CPU_KVCACHE_SPACE on CPU hosts
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+
+
+class InferenceParams(StrictModel):
+    """``params:inference`` (conf/base/parameters_inference.yml)."""
+
+    engine: Literal["auto", "transformers", "vllm"] = "auto"
+    batch_size: int = Field(8, ge=1)
+    seeds: list[int] = Field(min_length=1)
+    work_dir: str
+    resume: bool = True
+    vllm: VllmOptions = VllmOptions()
+    tasks: GenerationTasks
+    xnli: XnliRun
+
+
+def build_eval_prompts(
+    chat_prompts: pd.DataFrame, xquad_raw: pd.DataFrame, xcsqa_raw: pd.DataFrame, inference: dict
+) -> pd.DataFrame:
+    """Build every generation task's prompts (shared by all mixes).
+
+    Args:
+        chat_prompts: ``id, lang, instruction, prompt_source``.
+        xquad_raw: ``id, lang, context, question, answers``.
+        xcsqa_raw: ``id, lang, question, options, answer``.
+        inference: ``params:inference``.
+
+    Returns:
+        ``task, lang, prompt_setting, item_id, prompt, reference, template``
+        (``template``: ``<task>@v<version>`` of the template file).
+    """
+    p = InferenceParams.model_validate(inference)
+    builders = {
+        "chat": lambda t: build_chat_prompts(chat_prompts, t.languages, t.limit),
+        "xquad": lambda t: build_xquad_prompts(xquad_raw, t.languages, t.prompt_settings, t.limit),
+        "xcsqa": lambda t: build_xcsqa_prompts(xcsqa_raw, t.languages, t.prompt_settings, t.limit),
+    }
+    frames = []
+    for task in GENERATION_TASKS:
+        run: TaskRun = getattr(p.tasks, task)
+        if run.enabled:
+            df = builders[task](run)
+            frames.append(df.assign(template=template_version(task)))
+            log.info("prompts: %s %d rows (%s)", task, len(df), template_version(task))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*PROMPT_COLUMNS, "template"])
+
+
+def _partition_path(root: Path, task: str, lang: str, setting: str, seed: int) -> Path:
+    return root / task / f"{lang}__{setting.replace(':', '-')}__s{seed}.parquet"
+
+
+def _write_atomic(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _reusable(path: Path, expected: dict, items: pd.DataFrame) -> pd.DataFrame | None:
+    """The finished partition at ``path`` if it was made with the same settings and prompts."""
+    if not path.exists():
+        return None
+    try:
+        done = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # a damaged file is regenerated, not trusted
+        log.warning("partition %s unreadable (%s); regenerating", path, exc)
+        return None
+    same = (
+        len(done) == len(items)
+        and all((done[k] == v).all() for k, v in expected.items())
+        and done["item_id"].tolist() == items["item_id"].tolist()
+        and done["prompt"].tolist() == items["prompt"].tolist()
+    )
+    if not same:
+        log.info("partition %s was made with other settings or prompts; regenerating", path)
+    return done[GENERATION_COLUMNS] if same else None
+
+
+def generate_outputs(
+    merged_model: str,
+    eval_prompts: pd.DataFrame,
+    inference: dict,
+    model: str,
+    models: dict,
+    *,
+    mix_name: str | None = None,
+) -> pd.DataFrame:
+    """Generate every task's outputs for one mix, per (task, lang, setting, seed) partition.
+
+    Args:
+        merged_model: model folder (the mix's merged model, or ``base_model``
+            for ``untuned`` mixes).
+        eval_prompts: output of :func:`build_eval_prompts`.
+        inference: ``params:inference``.
+        model: ``params:model`` (registry name, written into each row).
+        models: ``params:models`` (the registry: dtype, tensor parallel size,
+            max_model_len).
+        mix_name: bound per namespace by ``per_mix``.
+
+    Returns:
+        The ``generations`` rows of docs/ARCHITECTURE.md.
+    """
+    p = InferenceParams.model_validate(inference)
+    spec = resolve_model(models, model)
+    mix = mix_name or "default"
+    root = Path(p.work_dir) / mix
+    engine: Engine | None = None
+    frames: list[pd.DataFrame] = []
+    try:
+        for task in GENERATION_TASKS:
+            run: TaskRun = getattr(p.tasks, task)
+            prompts = eval_prompts[eval_prompts["task"] == task]
+            if not run.enabled or prompts.empty:
+                continue
+            batch_size = run.batch_size or p.batch_size
+            groups = list(prompts.groupby(["lang", "prompt_setting"], sort=False))
+            for seed in p.seeds:
+                pending = []
+                for (lang, setting), items in groups:
+                    path = _partition_path(root, task, lang, setting, seed)
+                    expected = {"model": model, "sampling": run.sampling.to_json(), "batch_size": batch_size}
+                    done = _reusable(path, expected, items) if p.resume else None
+                    if done is not None and (p.engine == "auto" or (done["engine"] == p.engine).all()):
+                        frames.append(done)
+                    else:
+                        pending.append((lang, setting, items, path))
+                if not pending:
+                    continue
+                if engine is None:
+                    engine = make_engine(
+                        p.engine,
+                        merged_model,
+                        batch_size=batch_size,
+                        dtype=spec.dtype,
+                        tensor_parallel_size=spec.tensor_parallel_size,
+                        max_model_len=spec.max_model_len,
+                        vllm_options=p.vllm.model_dump(),
+                    )
+                engine.batch_size = batch_size
+                frames.extend(_run_pending(engine, pending, run.sampling, seed, model, mix, task, batch_size))
+    finally:
+        if engine is not None:
+            engine.close()
+    if not frames:
+        return pd.DataFrame(columns=GENERATION_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[GENERATION_COLUMNS]
+
+
+def _run_pending(engine, pending, sampling: SamplingSpec, seed, model, mix, task, batch_size) -> list[pd.DataFrame]:
+    """Generate the pending partitions of one (task, seed).
+
+    vLLM starts one engine per ``generate`` call (one per seed, as the paper
+    did), so its partitions go in one call; transformers keeps its model
+    loaded and runs partition by partition, writing each as it finishes.
+    """
+    calls = [pending] if engine.name == "vllm" else [[p] for p in pending]
+    frames = []
+    for call in calls:
+        prompts = [pr for _, _, items, _ in call for pr in items["prompt"]]
+        log.info("%s/%s seed %d: generating %d prompts (%s)", mix, task, seed, len(prompts), engine.name)
+        gens = iter(engine.generate(prompts, sampling, seed))
+        for lang, setting, items, path in call:
+            rows = []
+            for it in items.itertuples(index=False):
+                g = next(gens)
+                rows.append(
+                    {
+                        "model": model, "mix": mix, "task": task, "lang": lang, "prompt_setting": setting,
+                        "seed": int(seed), "item_id": it.item_id, "prompt": it.prompt, "output": g.text,
+                        "finish_reason": g.finish_reason, "engine": engine.name, "batch_size": int(batch_size),
+                        "sampling": sampling.to_json(), "n_output_tokens": int(g.n_output_tokens),
+                        "gen_seconds": float(g.seconds), "reference": it.reference,
+                    }
+                )  # fmt: skip
+            df = pd.DataFrame(rows, columns=GENERATION_COLUMNS)
+            _write_atomic(df, path)
+            frames.append(df)
+    return frames
+
+
+def score_xnli_loglik(
+    merged_model: str, xnli_raw: pd.DataFrame, inference: dict, model: str, models: dict, *, mix_name: str | None = None
+) -> pd.DataFrame:
+    """XNLI accuracy items by lm-eval log-likelihood multiple choice, per language partition.
+
+    Args:
+        merged_model: model folder.
+        xnli_raw: ``id, lang, premise, hypothesis, label`` (entailment/neutral/contradiction).
+        inference: ``params:inference``.
+        model: ``params:model``.
+        models: ``params:models``.
+        mix_name: bound per namespace.
+
+    Returns:
+        ``model, mix, task='xnli', lang, prompt_setting='xx:xx', seed=0
+        (deterministic), item_id, pred, gold, correct, engine='lm-eval'``.
+    """
+    p = InferenceParams.model_validate(inference)
+    spec = resolve_model(models, model)
+    mix = mix_name or "default"
+    if not p.xnli.enabled:
+        return pd.DataFrame(columns=XNLI_LOGLIK_COLUMNS)
+    root = Path(p.work_dir) / mix / "xnli"
+    frames, todo = [], []
+    for lang in p.xnli.languages:
+        path = root / f"{lang}__xx-xx__s0.parquet"
+        if p.resume and path.exists():
+            done = pd.read_parquet(path)
+            rows = xnli_raw[xnli_raw["lang"] == lang]
+            want = (rows if p.xnli.limit is None else rows.head(p.xnli.limit))["id"].astype(str).tolist()
+            if done["model"].eq(model).all() and done["item_id"].tolist() == want:
+                frames.append(done)
+                continue
+        todo.append(lang)
+    if todo:
+        scored = run_xnli_loglik(
+            merged_model,
+            xnli_raw,
+            todo,
+            root / "tasks",
+            limit=p.xnli.limit,
+            batch_size=p.xnli.batch_size,
+            dtype=spec.dtype,
+        )
+        for lang, part in scored.groupby("lang", sort=False):
+            df = part.assign(model=model, mix=mix, task="xnli", prompt_setting="xx:xx", seed=0, engine="lm-eval")
+            df = df[XNLI_LOGLIK_COLUMNS].reset_index(drop=True)
+            _write_atomic(df, root / f"{lang}__xx-xx__s0.parquet")
+            frames.append(df)
+    return pd.concat(frames, ignore_index=True)[XNLI_LOGLIK_COLUMNS]
+
+

@@ -1,0 +1,194 @@
+"""Prompt builders for the generation tasks (chat, XQuAD, X-CSQA).
+
+Every builder returns the same long table, one row per (lang, prompt_setting,
+item): ``task, lang, prompt_setting, item_id, prompt, reference`` where
+``reference`` is a JSON string (XQuAD: gold answer texts; X-CSQA: the gold
+letter; chat: ``null``).
+
+Prompt settings: chat ``native`` (the instruction in its own language);
+XQuAD ``en:xx`` (English instruction around an xx passage/question) and
+``xx:xx`` (instruction in xx); X-CSQA ``xx:xx`` (``en:xx`` is also accepted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from polyglot_kedro.prompting import guanaco_prompt
+from polyglot_kedro.tasks.templates import language_parts, load_template
+
+PROMPT_COLUMNS = ["task", "lang", "prompt_setting", "item_id", "prompt", "reference"]
+SETTINGS = {"chat": ("native",), "xquad": ("en:xx", "xx:xx"), "xcsqa": ("xx:xx", "en:xx")}
+
+
+def prompt_language(setting: str, lang: str) -> str:
+    """Language of the instruction under ``setting`` (``en:xx`` -> en, else ``lang``)."""
+    if setting == "en:xx":
+        return "en"
+    if setting in ("xx:xx", "native"):
+        return lang
+    raise ValueError(f"unknown prompt setting {setting!r}; expected en:xx, xx:xx or native")
+
+
+def xquad_prompt(context: str, question: str, prompt_lang: str) -> str:
+    """One XQuAD prompt, ending with the forced answer prefix of ``prompt_lang``.
+
+    Args:
+        context: the passage (stripped, as the paper did).
+        question: the question (stripped).
+        prompt_lang: language of the instruction, labels, note and prefix.
+
+    Returns:
+        ``### Human: {body}### Assistant: {prefix}``.
+    """
+    base = load_template("xquad")["base"]
+    parts = language_parts("xquad", prompt_lang)
+    body = base["template"].format(context=context.strip(), question=question.strip(), **parts)
+    return f"{guanaco_prompt(body)} {parts['assistant_prefix']}"
+
+
+def xquad_answer_close(prompt_lang: str) -> str:
+    """The closing quote that ends an XQuAD answer under ``prompt_lang`` (for answer extraction)."""
+    return language_parts("xquad", prompt_lang)["answer_close"]
+
+
+def xcsqa_prompt(question: str, options: list[str], prompt_lang: str) -> str:
+    """One X-CSQA prompt: instruction, question, options ``A: ...`` to ``E: ...``, forced ``"``.
+
+    Args:
+        question: the question.
+        options: exactly five option texts (used verbatim).
+        prompt_lang: language of the instruction and labels.
+
+    Returns:
+        ``### Human: {body}### Assistant: "``.
+    """
+    base = load_template("xcsqa")["base"]
+    letters = base["letters"]
+    if len(options) != len(letters):
+        raise ValueError(f"X-CSQA needs {len(letters)} options, got {len(options)}")
+    parts = language_parts("xcsqa", prompt_lang)
+    lines = "\n".join(base["option_line"].format(letter=l, option=o) for l, o in zip(letters, options))
+    fields = {"options_end": base["options_end"], **parts}
+    body = base["template"].format(question=question, options=lines, **fields)
+    return f"{guanaco_prompt(body)} {parts['assistant_prefix']}"
+
+
+def _require(df: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name}: missing column(s) {missing}; has {list(df.columns)}")
+
+
+def _select(df: pd.DataFrame, lang: str, limit: int | None, name: str) -> pd.DataFrame:
+    rows = df[df["lang"] == lang]
+    if rows.empty:
+        have = ", ".join(sorted(map(str, df["lang"].unique())))
+        raise ValueError(f"{name}: no rows for language {lang!r} (it has: {have})")
+    return rows if limit is None else rows.head(limit)
+
+
+def gold_answers(value: Any, where: str) -> list[str]:
+    """XQuAD gold answers as a list of texts (SQuAD list-of-dicts, HF dict-of-lists, or strings)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip().startswith(("[", "{")) else [value]
+    if isinstance(value, dict) and "text" in value:
+        value = list(value["text"])
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    texts = [v["text"] if isinstance(v, dict) else v for v in (value or [])]
+    if not texts or not all(isinstance(t, str) and t for t in texts):
+        raise ValueError(f"{where}: field 'answers' holds no answer text: {value!r}")
+    return texts
+
+
+def build_chat_prompts(chat_prompts: pd.DataFrame, languages: list[str], limit: int | None = None) -> pd.DataFrame:
+    """Chat prompts in the Guanaco template, setting ``native``.
+
+    Args:
+        chat_prompts: rows ``id, lang, instruction`` (``prompt_source`` optional).
+        languages: languages to keep.
+        limit: first ``limit`` prompts per language (None: all).
+
+    Returns:
+        Prompt table (see module doc).
+    """
+    _require(chat_prompts, ["id", "lang", "instruction"], "chat_prompts")
+    rows = []
+    for lang in languages:
+        for r in _select(chat_prompts, lang, limit, "chat_prompts").itertuples(index=False):
+            if not isinstance(r.instruction, str) or not r.instruction.strip():
+                raise ValueError(f"chat_prompts: row id={r.id!r} lang={lang}: empty field 'instruction'")
+            rows.append(("chat", lang, "native", str(r.id), guanaco_prompt(r.instruction), json.dumps(None)))
+    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+
+
+def build_xquad_prompts(
+    xquad_raw: pd.DataFrame, languages: list[str], settings: list[str], limit: int | None = None
+) -> pd.DataFrame:
+    """XQuAD prompts for each language and prompt setting.
+
+    Args:
+        xquad_raw: rows ``id, lang, context, question, answers``.
+        languages: data languages.
+        settings: ``en:xx`` and/or ``xx:xx``.
+        limit: first ``limit`` questions per language.
+
+    Returns:
+        Prompt table; ``reference`` is the JSON list of gold answer texts.
+    """
+    _require(xquad_raw, ["id", "lang", "context", "question", "answers"], "xquad_raw")
+    rows = []
+    for lang in languages:
+        items = _select(xquad_raw, lang, limit, "xquad_raw")
+        for setting in settings:
+            if setting not in SETTINGS["xquad"]:
+                raise ValueError(f"xquad: unknown prompt setting {setting!r}; expected {SETTINGS['xquad']}")
+            plang = prompt_language(setting, lang)
+            for r in items.itertuples(index=False):
+                where = f"xquad_raw row id={r.id!r} lang={lang}"
+                for field in ("context", "question"):
+                    if not isinstance(getattr(r, field), str) or not getattr(r, field).strip():
+                        raise ValueError(f"{where}: empty field {field!r}")
+                ref = json.dumps(gold_answers(r.answers, where), ensure_ascii=False)
+                rows.append(("xquad", lang, setting, str(r.id), xquad_prompt(r.context, r.question, plang), ref))
+    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
+
+
+def build_xcsqa_prompts(
+    xcsqa_raw: pd.DataFrame, languages: list[str], settings: list[str], limit: int | None = None
+) -> pd.DataFrame:
+    """X-CSQA prompts for each language and prompt setting.
+
+    Args:
+        xcsqa_raw: rows ``id, lang, question, options`` (5 strings), ``answer`` (letter A-E).
+        languages: data languages.
+        settings: ``xx:xx`` (the paper) and/or ``en:xx``.
+        limit: first ``limit`` questions per language.
+
+    Returns:
+        Prompt table; ``reference`` is the JSON gold letter.
+    """
+    _require(xcsqa_raw, ["id", "lang", "question", "options", "answer"], "xcsqa_raw")
+    letters = load_template("xcsqa")["base"]["letters"]
+    rows = []
+    for lang in languages:
+        items = _select(xcsqa_raw, lang, limit, "xcsqa_raw")
+        for setting in settings:
+            if setting not in SETTINGS["xcsqa"]:
+                raise ValueError(f"xcsqa: unknown prompt setting {setting!r}; expected {SETTINGS['xcsqa']}")
+            plang = prompt_language(setting, lang)
+            for r in items.itertuples(index=False):
+                where = f"xcsqa_raw row id={r.id!r} lang={lang}"
+                options = list(r.options.tolist() if hasattr(r.options, "tolist") else r.options)
+                if len(options) != len(letters) or not all(isinstance(o, str) for o in options):
+                    raise ValueError(f"{where}: field 'options' must hold {len(letters)} strings, got {options!r}")
+                answer = r.answer[0] if isinstance(r.answer, (list, tuple)) else r.answer
+                if answer not in letters:
+                    raise ValueError(f"{where}: field 'answer' must be one of {letters}, got {r.answer!r}")
+                rows.append(("xcsqa", lang, setting, str(r.id), xcsqa_prompt(r.question, options, plang), json.dumps(answer)))
+    return pd.DataFrame(rows, columns=PROMPT_COLUMNS)

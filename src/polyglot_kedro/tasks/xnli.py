@@ -1,0 +1,159 @@
+"""XNLI by log-likelihood multiple choice through lm-evaluation-harness.
+
+We use the harness's own xnli prompt style -- three continuations
+``premise + ", <right>? <Yes|Also|No>, " + hypothesis`` scored by
+log-likelihood -- but on local rows: for each language we write the rows as
+JSON lines plus a task YAML (``dataset_path: json``, ``dataset_kwargs:
+{data_files: {test: ABS_PATH}}``) into a work folder, and run
+``lm_eval.simple_evaluate`` with a ``TaskManager(include_path=...)`` over that
+folder only. The per-language words come from the installed harness's
+``tasks/xnli/xnli_<lang>.yaml`` so they match it exactly. Per-item predictions
+come from ``log_samples``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from polyglot_kedro.tasks.templates import load_template
+
+log = logging.getLogger(__name__)
+
+XNLI_COLUMNS = ["lang", "item_id", "pred", "gold", "correct"]
+
+
+def label_names() -> list[str]:
+    """Labels in choice order (entailment, neutral, contradiction)."""
+    return list(load_template("xnli")["base"]["labels"])
+
+
+def lm_eval_xnli_choices(lang: str) -> str:
+    """The harness's ``doc_to_choice`` Jinja expression for ``lang``.
+
+    Raises:
+        ValueError: the harness has no xnli task for ``lang`` and our template adds none.
+    """
+    extra = load_template("xnli")["languages"]
+    if lang in extra:
+        return extra[lang]["doc_to_choice"]
+    path = resources.files("lm_eval") / "tasks" / "xnli" / f"xnli_{lang}.yaml"
+    if not path.is_file():
+        raise ValueError(
+            f"xnli: lm-evaluation-harness has no xnli task for language {lang!r} "
+            "(add its words under `languages` in prompts/tasks/xnli.yml)"
+        )
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["doc_to_choice"]
+
+
+def _label_index(value, where: str) -> int:
+    names = label_names()
+    if isinstance(value, str) and value in names:
+        return names.index(value)
+    if isinstance(value, (int,)) and 0 <= value < len(names):
+        return int(value)
+    raise ValueError(f"{where}: field 'label' must be one of {names} (or 0-2), got {value!r}")
+
+
+def write_xnli_task(rows: pd.DataFrame, lang: str, work_dir: str | Path) -> str:
+    """Write one language's rows and its lm-eval task YAML into ``work_dir``.
+
+    Args:
+        rows: ``id, premise, hypothesis, label`` of one language.
+        lang: the language.
+        work_dir: folder for ``xnli_<lang>.jsonl`` and ``polyglot_xnli_<lang>.yaml``.
+
+    Returns:
+        The task name (``polyglot_xnli_<lang>``).
+    """
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    data = work_dir / f"xnli_{lang}.jsonl"
+    with data.open("w", encoding="utf-8") as f:
+        for r in rows.itertuples(index=False):
+            where = f"xnli_raw row id={r.id!r} lang={lang}"
+            for field in ("premise", "hypothesis"):
+                if not isinstance(getattr(r, field), str) or not getattr(r, field).strip():
+                    raise ValueError(f"{where}: empty field {field!r}")
+            doc = {"id": str(r.id), "premise": r.premise, "hypothesis": r.hypothesis, "label": _label_index(r.label, where)}
+            f.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    task = f"polyglot_xnli_{lang}"
+    spec = {
+        "task": task,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"test": str(data)}},
+        "test_split": "test",
+        "output_type": "multiple_choice",
+        "doc_to_text": "",
+        "doc_to_target": "label",
+        "doc_to_choice": lm_eval_xnli_choices(lang),
+        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+        "metadata": {"version": load_template("xnli")["version"]},
+    }
+    (work_dir / f"{task}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return task
+
+
+def run_xnli_loglik(
+    model_path: str,
+    xnli: pd.DataFrame,
+    languages: list[str],
+    work_dir: str | Path,
+    *,
+    limit: int | None = None,
+    batch_size: int = 8,
+    dtype: str = "auto",
+    device: str | None = None,
+) -> pd.DataFrame:
+    """Score XNLI rows by log-likelihood multiple choice with lm-eval's ``hf`` model.
+
+    Args:
+        model_path: transformers model folder.
+        xnli: rows ``id, lang, premise, hypothesis, label``.
+        languages: languages to score.
+        work_dir: where task files are written.
+        limit: first ``limit`` rows per language.
+        batch_size: lm-eval batch size.
+        dtype: model dtype.
+        device: ``cuda``/``cpu`` (default: cuda when available).
+
+    Returns:
+        One row per item: ``lang, item_id, pred, gold, correct`` (labels as names).
+    """
+    import lm_eval
+    import torch
+    from lm_eval.tasks import TaskManager
+
+    missing = [c for c in ("id", "lang", "premise", "hypothesis", "label") if c not in xnli.columns]
+    if missing:
+        raise ValueError(f"xnli_raw: missing column(s) {missing}; has {list(xnli.columns)}")
+    tasks = {}
+    for lang in languages:
+        rows = xnli[xnli["lang"] == lang]
+        rows = rows if limit is None else rows.head(limit)
+        if rows.empty:
+            raise ValueError(f"xnli_raw: no rows for language {lang!r}")
+        tasks[write_xnli_task(rows, lang, work_dir)] = lang
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(model_path), "dtype": dtype, "device": device},
+        tasks=list(tasks),
+        batch_size=batch_size,
+        log_samples=True,
+        task_manager=TaskManager(include_path=str(Path(work_dir).resolve()), include_defaults=False),
+    )
+    names, out = label_names(), []
+    for task, lang in tasks.items():
+        for s in results["samples"][task]:
+            scores = [float(r[0]) for r in s["filtered_resps"]]
+            pred = max(range(len(scores)), key=scores.__getitem__)
+            gold = int(s["target"])
+            out.append((lang, s["doc"]["id"], names[pred], names[gold], pred == gold))
+    log.info("xnli: scored %d items in %s", len(out), ", ".join(tasks.values()))
+    return pd.DataFrame(out, columns=XNLI_COLUMNS)

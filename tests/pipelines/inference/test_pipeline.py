@@ -1,0 +1,130 @@
+"""Inference pipeline: wiring per mix, a full run on the tiny model, resume, bad params."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from pydantic import ValidationError
+
+from polyglot_kedro.config import MixSpec
+from polyglot_kedro.engines import Engine, Generation
+from polyglot_kedro.pipelines.inference import create_pipeline, nodes
+from polyglot_kedro.pipelines.inference.nodes import (
+    GENERATION_COLUMNS,
+    XNLI_LOGLIK_COLUMNS,
+    build_eval_prompts,
+    generate_outputs,
+)
+
+# docs/ARCHITECTURE.md, "generations rows"
+CONTRACT = [
+    "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "prompt", "output", "finish_reason",
+    "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "reference",
+]  # fmt: skip
+
+
+def test_create_pipeline_maps_untuned_mix_to_base_model():
+    pipe = create_pipeline(mixes={"mono": MixSpec(kind="mono"), "base": MixSpec(kind="untuned")})
+    assert {"mono.merged_model", "base_model", "chat_prompts", "xquad_raw", "xcsqa_raw", "xnli_raw"} <= pipe.inputs()
+    assert "base.merged_model" not in pipe.inputs()
+    assert {"mono.generations", "base.generations", "mono.xnli_loglik", "base.xnli_loglik"} <= pipe.outputs()
+    names = {n.name for n in pipe.nodes}
+    assert {"build_eval_prompts", "mono.generate_outputs", "base.score_xnli_loglik"} <= names
+
+
+def test_pipeline_runs_on_tiny_model(tiny_model_dir, chat_prompts, xquad_raw, xcsqa_raw, xnli_raw, inference_params, models):
+    inference_params["seeds"] = [0]
+    pipe = create_pipeline(mixes={"mono": MixSpec(kind="mono")})
+    catalog = DataCatalog(
+        datasets={
+            "mono.merged_model": MemoryDataset(tiny_model_dir),
+            "chat_prompts": MemoryDataset(chat_prompts),
+            "xquad_raw": MemoryDataset(xquad_raw),
+            "xcsqa_raw": MemoryDataset(xcsqa_raw),
+            "xnli_raw": MemoryDataset(xnli_raw),
+            "params:inference": MemoryDataset(inference_params),
+            "params:model": MemoryDataset("tiny_test"),
+            "params:models": MemoryDataset(models),
+            "eval_prompts": MemoryDataset(),
+            "mono.generations": MemoryDataset(),
+            "mono.xnli_loglik": MemoryDataset(),
+        }
+    )
+    SequentialRunner().run(pipe, catalog)
+    gens = catalog.load("mono.generations")
+    assert list(gens.columns) == CONTRACT
+    # chat 3 + xquad 2 langs x 2 settings + xcsqa 2, one seed
+    assert len(gens) == 3 + 4 + 2
+    assert set(gens["task"]) == {"chat", "xquad", "xcsqa"}
+    assert (gens["mix"] == "mono").all() and (gens["engine"] == "transformers").all()
+    assert set(gens["finish_reason"]) <= {"stop", "length"}
+    xq = gens[gens["task"] == "xquad"]
+    assert set(xq["prompt_setting"]) == {"en:xx", "xx:xx"}
+    assert json.loads(xq["reference"].iloc[0]) == ["308"]
+    assert json.loads(gens[gens["task"] == "xcsqa"]["sampling"].iloc[0])["max_new_tokens"] == 3
+    assert gens[gens["task"] == "chat"]["reference"].map(json.loads).isna().all()
+    xnli = catalog.load("mono.xnli_loglik")
+    assert list(xnli.columns) == XNLI_LOGLIK_COLUMNS
+    assert len(xnli) == 3 and (xnli["engine"] == "lm-eval").all()
+    assert (xnli["correct"] == (xnli["pred"] == xnli["gold"])).all()
+    assert set(xnli["pred"]) <= {"entailment", "neutral", "contradiction"}
+
+
+class CountingEngine(Engine):
+    """Deterministic fake engine that records every generate call."""
+
+    name = "transformers"
+    calls: list[tuple[int, int]] = []
+
+    def generate(self, prompts, sampling, seed):
+        CountingEngine.calls.append((seed, len(prompts)))
+        return [Generation(f"out-{seed}-{len(p)}", "stop", 2, 0.01) for p in prompts]
+
+
+def test_resume_regenerates_only_missing_partition(
+    monkeypatch, tmp_path, chat_prompts, xquad_raw, xcsqa_raw, inference_params, models
+):
+    monkeypatch.setattr(nodes, "make_engine", lambda kind, path, **kw: CountingEngine(path, batch_size=kw["batch_size"]))
+    prompts = build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
+    CountingEngine.calls = []
+    first = generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
+    # 2 seeds x (chat en, chat de, xquad 2x2, xcsqa 2) partitions
+    assert len(CountingEngine.calls) == 2 * 8
+    root = tmp_path / "partitions" / "mono"
+    parts = sorted(root.rglob("*.parquet"))
+    assert len(parts) == 16
+    victim = root / "xquad" / "de__en-xx__s42.parquet"
+    victim.unlink()
+    CountingEngine.calls = []
+    second = generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
+    assert CountingEngine.calls == [(42, 1)]
+    assert victim.exists()
+    key = ["task", "lang", "prompt_setting", "seed", "item_id"]
+    pd.testing.assert_frame_equal(
+        first.sort_values(key).reset_index(drop=True), second.sort_values(key).reset_index(drop=True)
+    )
+    # changed sampling for one task: only that task's partitions are regenerated
+    inference_params["tasks"]["xcsqa"]["sampling"]["max_new_tokens"] = 5
+    CountingEngine.calls = []
+    generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
+    assert sorted(CountingEngine.calls) == [(0, 1), (0, 1), (42, 1), (42, 1)]
+
+
+def test_bad_params_name_the_field(chat_prompts, xquad_raw, xcsqa_raw, inference_params):
+    inference_params["tasks"]["chat"]["sampling"]["temprature"] = 0.5
+    with pytest.raises(ValidationError, match="temprature"):
+        build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
+
+
+def test_missing_language_is_an_error(chat_prompts, xquad_raw, xcsqa_raw, inference_params):
+    inference_params["tasks"]["chat"]["languages"] = ["en", "fr"]
+    with pytest.raises(ValueError, match="chat_prompts: no rows for language 'fr'"):
+        build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
+
+
+def test_generation_columns_match_contract():
+    assert GENERATION_COLUMNS == CONTRACT
