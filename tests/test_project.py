@@ -48,3 +48,56 @@ def test_viz_build_writes_the_lineage_site(project_copy):
     # Per-mix stages appear once per namespace, e.g. the mono finetuning node.
     assert any(name.startswith("mono.") or "mono" in name for name in node_names)
     assert (project_copy / "build" / "index.html").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The README's main job (``kedro run`` on the embedded default), once."""
+    from .conftest import copy_project
+
+    project = copy_project(tmp_path_factory.mktemp("demo_project"))
+    result = kedro(project, "run", timeout=1200)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return project
+
+
+def _versions(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir())
+
+
+def test_default_run_leaves_the_report(demo_run):
+    reporting = demo_run / "data" / "08_reporting"
+    (html,) = [v / "report.html" for v in _versions(reporting / "report.html")]
+    text = html.read_text()
+    assert "tiny_llama" in text and "data:image/png;base64," in text
+    figures = list((reporting / "figures").rglob("*.png"))
+    assert any(f.name.startswith("fig1_io_lang_agreement") for f in figures)
+    for table in ("aggregates.csv", "significance.csv", "invalid_counts.csv", "costs.csv", "mix_summary.csv"):
+        assert _versions(reporting / table), table
+
+
+def test_every_mix_was_trained_generated_and_scored(demo_run):
+    import pandas as pd
+
+    for mix in ("mono", "multi2", "multi3", "multi6", "guanaco"):
+        (scores,) = [v / f"{mix}.parquet" for v in _versions(demo_run / "data/07_model_output/scores/" f"{mix}.parquet")]
+        frame = pd.read_parquet(scores)
+        assert set(frame["mix"]) == {mix}
+        assert {"io_lang_agreement", "xquad_f1", "xcsqa_acc", "xnli_acc", "helpfulness"} <= set(frame["metric"])
+        # Invalid judgments are kept and counted, never scored.
+        helpful = frame[frame["metric"] == "helpfulness"]
+        assert helpful.loc[~helpful["valid"], "score"].isna().all()
+        assert (demo_run / "data/06_models/merged" / mix / "config.json").exists()
+
+
+def test_finetuning_pipeline_alone_with_an_explicit_model(demo_run):
+    result = kedro(demo_run, "run", "--pipeline", "finetuning", "--params", "model=tiny_llama", "--namespaces", "mono")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    adapters = _versions(demo_run / "data/06_models/adapters/mono")
+    assert len(adapters) == 2, "a rerun adds an adapter version instead of overwriting the first"
+
+
+def test_reporting_rerun_adds_a_version(demo_run):
+    result = kedro(demo_run, "run", "--pipeline", "reporting")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert len(_versions(demo_run / "data/08_reporting/report.html")) == 2

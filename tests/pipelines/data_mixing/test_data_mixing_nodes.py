@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import make_lid, make_params
+from .conftest import make_lid, make_params
 from kedro_datasets.pandas import ParquetDataset
 
 from polyglot_kedro.datasets.hub_or_local import HubOrLocalDataset
@@ -226,7 +226,7 @@ def test_mix_summary_counts_tokens(lid_frame, params, mixes, tokenizer_dir):
 
 @pytest.fixture(scope="module")
 def real_lid(request):
-    from conftest import GUANACO_EVAL
+    from .conftest import GUANACO_EVAL
 
     if not GUANACO_EVAL.is_file():
         pytest.skip(f"real Guanaco file not found at {GUANACO_EVAL}")

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import CHAT, make_generations, make_xnli
+from .conftest import CHAT, make_generations, make_xnli
 
 from polyglot_kedro.pipelines.judging.nodes import (
     SCORE_COLUMNS,

@@ -250,8 +250,12 @@ def test_import_paper_results_generation_and_judge_rows():
 
 
 def test_conf_parameters_validate(repo_root):
-    params = yaml.safe_load((repo_root / "conf/base/parameters_reporting.yml").read_text())["reporting"]
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(str(repo_root / "conf"), base_env="base", default_run_env="local")
+    params = loader["parameters"]["reporting"]  # resolves ${globals:sources}
     p = ReportingParams.model_validate(params)
+    assert p.sources["guanaco"].endswith(".jsonl")
     assert p.n_boot == 1000 and p.error_bars == "ci"
     with pytest.raises(ValueError, match="n_bot"):
         ReportingParams.model_validate({**params, "n_bot": 10})

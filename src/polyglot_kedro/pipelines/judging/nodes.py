@@ -61,12 +61,12 @@ JUDGMENT_COLUMNS = [
 SCORE_COLUMNS = [
     *KEYS, "metric", "score", "valid", "invalid_reason",
     "raw_score", "prompt_lang", "response_lang", "lang_match", "judge", "judge_mode", "judge_raw",
-    "em", "f1", "pred", "gold",
+    "em", "f1", "pred", "gold", "engine",
 ]
 _FLOAT = ["score", "raw_score", "em", "f1"]
 _TEXT = ["model", "mix", "task", "lang", "prompt_setting", "item_id", "metric", "invalid_reason", "prompt_lang",
          "response_lang", "judge", "judge_mode", "judge_raw", "pred", "gold", "instruction", "response",
-         "judged_instruction", "judged_response", "judge_parse", "reasoning"]
+         "judged_instruction", "judged_response", "judge_parse", "reasoning", "engine"]
 
 
 class JudgeRequestParams(StrictModel):
@@ -427,8 +427,19 @@ def score_tasks(
                          "lang": r["lang"], "prompt_setting": r.get("prompt_setting", f"{r['lang']}:{r['lang']}"),
                          "seed": r["seed"], "item_id": str(r["item_id"]), "metric": "xnli_acc", "score": score,
                          "valid": not pred_missing, "invalid_reason": "no prediction" if pred_missing else None,
-                         "pred": None if pred_missing else str(r["pred"]), "gold": str(r["gold"])})
+                         "pred": None if pred_missing else str(r["pred"]), "gold": str(r["gold"]),
+                         "engine": r.get("engine", "lm-eval")})
 
+    # Which engine produced each scored output (generation rows carry it;
+    # XNLI rows are lm-eval log-likelihoods), so the report can state it.
+    engines = (
+        {tuple(str(v) for v in k[:-1]): k[-1] for k in generations[[*KEYS, "engine"]].itertuples(index=False)}
+        if "engine" in generations.columns
+        else {}
+    )
+    for row in rows:
+        if row.get("engine") is None:
+            row["engine"] = engines.get(tuple(str(row[k]) for k in KEYS))
     scores = _frame(rows, SCORE_COLUMNS)
     if mix_name is not None:
         scores["mix"] = scores["mix"].fillna(mix_name)
