@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from polyglot_kedro.hooks import ValidateParamsHook
+from polyglot_kedro.hooks import LLMCredentialsHook, ValidateParamsHook
 
-HOOKS = (ValidateParamsHook(),)
+HOOKS = (ValidateParamsHook(), LLMCredentialsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,0 +1,47 @@
+"""Start-up hooks: credentials.yml keys reach the LLM client, never the logs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from polyglot_kedro.hooks import export_llm_keys
+
+ENDPOINTS = {"judge": {"api_key_env": "JUDGE_KEY"}, "translator": {}}
+
+
+def test_default_and_per_endpoint_keys():
+    env: dict[str, str] = {}
+    exported = export_llm_keys(
+        {"llm_endpoint": {"api_key": "sk-default"}, "llm_endpoints": {"judge": {"api_key": "sk-judge"}}}, ENDPOINTS, env
+    )
+    assert env == {"JUDGE_KEY": "sk-judge", "OPENAI_API_KEY": "sk-default"}
+    assert sorted(exported) == ["JUDGE_KEY", "OPENAI_API_KEY"]
+
+
+def test_environment_wins_and_missing_keys_are_skipped():
+    env = {"OPENAI_API_KEY": "sk-from-env"}
+    assert export_llm_keys({"llm_endpoint": {"api_key": "sk-file"}}, ENDPOINTS, env) == ["JUDGE_KEY"]
+    assert env["OPENAI_API_KEY"] == "sk-from-env"
+    assert export_llm_keys({}, ENDPOINTS, {}) == []
+
+
+def test_credentials_file_reaches_the_run_without_being_logged(project_copy):
+    (project_copy / "conf" / "local" / "credentials.yml").write_text("llm_endpoint:\n  api_key: sk-hook-SECRET-7\n")
+    script = (
+        "import os\n"
+        "from kedro.framework.session import KedroSession\n"
+        "from kedro.framework.startup import bootstrap_project\n"
+        "bootstrap_project(os.getcwd())\n"
+        "with KedroSession.create(os.getcwd()) as s:\n"
+        "    s.load_context()\n"
+        "print('KEY_SET' if os.environ.get('OPENAI_API_KEY') == 'sk-hook-SECRET-7' else 'KEY_MISSING')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=project_copy, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "KEY_SET" in result.stdout
+    assert "sk-hook-SECRET-7" not in result.stdout.replace("KEY_SET", "") + result.stderr
+    assert "OPENAI_API_KEY" in result.stdout + result.stderr  # the variable name is logged, not its value
