@@ -23,43 +23,25 @@ def build_tiny_llama(folder: str | Path, *, hidden_size: int = 64, vocab_size: i
 
     Args:
         folder: output folder (created).
-        hidden_size: model width (2 heads of ``hidden_size // 2``; keep >= 64).
+        hidden_size: model width (heads of 32 dims: vLLM's CPU backend needs >= 32).
         vocab_size: BPE vocabulary size.
         seed: torch seed for the random weights.
 
     Returns:
         The folder.
     """
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from polyglot_kedro.config import TinyModelConfig
+    from polyglot_kedro.modeling import build_tiny_model
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    specials = ["<unk>", "<s>", "</s>", "<pad>"]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
-    fast.save_pretrained(folder)
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(fast),
+    cfg = TinyModelConfig(
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
+        num_attention_heads=hidden_size // 32,
+        num_key_value_heads=hidden_size // 32,
         max_position_embeddings=1024,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
+        vocab_size=vocab_size,
+        tokenizer_min_frequency=0,
+        seed=seed,
     )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return build_tiny_model(cfg, _CORPUS * 4, folder)
