@@ -44,3 +44,7 @@ viz: setup
 
 clean-data:
 	find data -type f ! -name .gitkeep ! -path 'data/01_raw/demo/*' -delete
+
+## Every benchmark + the fault suite, one table; results in benchmarks/results/.
+bench: setup
+	$(PY) benchmarks/run_all.py

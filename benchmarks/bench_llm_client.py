@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from common import figure, with_figures  # noqa: E402
 from llm_server import LLMTestServer  # noqa: E402
 
 from polyglot_kedro.llm import ChatRequest, build_client  # noqa: E402
@@ -69,7 +70,14 @@ def main() -> None:
     for r in rows:
         print(" | ".join(f"{r[c]!s:>14}" for c in cols))
     if args.json:
-        args.json.write_text(json.dumps({"latency_s": args.latency, "rows": rows}, indent=2))
+        figs = []
+        for r in rows:
+            figs.append(figure("llm_client", f"req/s at concurrency {r['concurrency']}", r["req_per_s"], "req/s",
+                               ratio=r["ratio"], ratio_of="measured / ideal (concurrency / latency)",
+                               note=f"{r['requests']} requests, injected latency {args.latency}s, local server"))
+            figs.append(figure("llm_client", f"cached rerun requests sent (concurrency {r['concurrency']})",
+                               r["rerun_sent"], "requests", note=f"{r['rerun_cached']} of {r['requests']} from the cache"))
+        args.json.write_text(json.dumps(with_figures({"latency_s": args.latency, "rows": rows}, figs), indent=2))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from common import figure, with_figures
+
 REPO = Path(__file__).resolve().parents[1]
 GUANACO = REPO.parent / "shared" / "data" / "guanaco" / "openassistant_best_replies_eval.jsonl"
 
@@ -80,8 +82,18 @@ def main() -> None:
     for r in results:
         print(" | ".join(f"{r[c]!s:>12}" for c in cols))
     if args.json:
-        args.json.write_text(json.dumps({"benchmark": "bench_training", "model": "tiny_llama", "results": results},
-                                        indent=2))
+        off, on = results
+        note = f"tiny_llama LoRA, {args.steps} steps, {args.rows} rows, max_length {args.max_length}, CPU"
+        figs = []
+        for r in results:
+            label = "on" if r["packing"] else "off"
+            figs.append(figure("training", f"tokens/s packing {label}", r["tokens_per_s"], "tok/s",
+                               ratio=r["tokens_per_s"] / off["tokens_per_s"], ratio_of="this / packing off", note=note))
+            figs.append(figure("training", f"peak RSS packing {label}", r["peak_rss_mib"], "MiB",
+                               ratio=r["peak_rss_mib"] / off["peak_rss_mib"], ratio_of="this / packing off",
+                               note="ru_maxrss of the training process (model load included)"))
+        args.json.write_text(json.dumps(with_figures({"benchmark": "bench_training", "model": "tiny_llama",
+                                                      "results": results}, figs), indent=2))
 
 
 if __name__ == "__main__":

@@ -45,3 +45,20 @@ def test_credentials_file_reaches_the_run_without_being_logged(project_copy):
     assert "KEY_SET" in result.stdout
     assert "sk-hook-SECRET-7" not in result.stdout.replace("KEY_SET", "") + result.stderr
     assert "OPENAI_API_KEY" in result.stdout + result.stderr  # the variable name is logged, not its value
+
+
+def test_no_credentials_file_is_fine(project_copy):
+    assert not list((project_copy / "conf").rglob("credentials*.yml"))
+    script = (
+        "import os\n"
+        "from kedro.framework.session import KedroSession\n"
+        "from kedro.framework.startup import bootstrap_project\n"
+        "bootstrap_project(os.getcwd())\n"
+        "with KedroSession.create(os.getcwd()) as s:\n"
+        "    s.load_context()\n"
+        "print('CONTEXT_OK')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=project_copy, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "CONTEXT_OK" in result.stdout

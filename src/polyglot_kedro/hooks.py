@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Any
 
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from polyglot_kedro.config import mix_specs, resolve_model
@@ -59,7 +60,7 @@ class LLMCredentialsHook:
     def after_context_created(self, context) -> None:
         try:
             credentials = context.config_loader["credentials"]
-        except KeyError:  # no credentials file in any environment
+        except (KeyError, MissingConfigException):  # no credentials file in any environment
             return
         exported = export_llm_keys(credentials or {}, context.params.get("llm_endpoints", {}))
         if exported:

@@ -128,8 +128,14 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"{path}, line {lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+                ) from exc
             if not line.strip():
                 continue
             try:
@@ -143,7 +149,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_json(path: Path) -> pd.DataFrame:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"{path}, line {line}: not UTF-8 ({exc.reason})") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

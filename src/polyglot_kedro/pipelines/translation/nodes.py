@@ -187,6 +187,20 @@ def assemble_chat_prompts(
         raw = raw.assign(lang=params.source_lang)
     if "id" not in raw.columns:
         raw = raw.assign(id=[f"a{i:04d}" for i in raw.index])
+    known = set(params.language_names) | {params.source_lang}
+    unknown = raw[~raw["lang"].isin(known)]
+    if len(unknown):
+        codes = sorted(unknown["lang"].astype(str).unique())
+        raise ValueError(
+            f"chat_prompts_raw: unknown language code(s) {codes} in rows with id "
+            f"{unknown['id'].astype(str).tolist()[:10]}; known codes (translation.language_names): {sorted(known)}"
+        )
+    skipped = raw[~raw["lang"].isin(params.eval_languages)]
+    if len(skipped):
+        logger.warning(
+            "chat_prompts_raw: %d row(s) in languages outside translation.eval_languages are not evaluated: %s",
+            len(skipped), skipped["lang"].value_counts().to_dict(),
+        )  # fmt: skip
     translations = _materialise(prompt_translations)
     blocks = []
     for lang in params.eval_languages:
