@@ -62,3 +62,26 @@ def test_no_credentials_file_is_fine(project_copy):
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "CONTEXT_OK" in result.stdout
+
+
+def test_paper_env_resolves_paper_sources_after_the_registry_is_built(project_copy):
+    """Building the pipelines must not pin ${globals:...} to another environment."""
+    script = (
+        "import os\n"
+        "from kedro.framework.project import pipelines\n"
+        "from kedro.framework.session import KedroSession\n"
+        "from kedro.framework.startup import bootstrap_project\n"
+        "bootstrap_project(os.getcwd())\n"
+        "with KedroSession.create(os.getcwd(), env='paper') as s:\n"
+        "    ctx = s.load_context()\n"
+        "    assert 'mt_multi2' in str(list(pipelines['__default__'].nodes))\n"
+        "    print('SOURCE', ctx.catalog.get('guanaco_raw')._describe()['source'])\n"
+        "    print('MODEL', ctx.params['model'])\n"
+    )
+    # Programmatic sessions name the env for the registry through KEDRO_ENV (the CLI's --env is read from argv).
+    env = {**os.environ, "KEDRO_ENV": "paper"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=project_copy, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SOURCE timdettmers/openassistant-guanaco" in result.stdout
+    assert "MODEL llama2_7b" in result.stdout

@@ -1,9 +1,12 @@
 """The experiment grid as pipeline_registry sees it.
 
 Kedro builds pipelines before the run's parameters exist, so the registry
-reads the mix names straight from the configuration, as Kedro's docs on
-dynamic pipelines do. The environment is ``KEDRO_ENV`` (or ``--env``, which
-the CLI exports before pipelines are built; see ``settings``).
+reads the mix names straight from the parameter files of ``conf/base`` and
+the run's environment (``KEDRO_ENV``, or ``--env`` on the kedro command
+line). The files are read with plain OmegaConf -- no Kedro config loader --
+because a loader registers process-wide resolvers (``${globals:...}``) that
+would then resolve the run's catalog against the wrong environment. Mixes
+merge like the run's parameters do (soft merge, see ``settings``).
 """
 
 from __future__ import annotations
@@ -12,21 +15,28 @@ import os
 import sys
 from pathlib import Path
 
-from kedro.config import OmegaConfigLoader
+from omegaconf import OmegaConf
 
 from polyglot_kedro.config import MixSpec, mix_specs
 
+_PATTERNS = ("parameters*.yml", "parameters*.yaml", "parameters*/**/*.yml", "parameters*/**/*.yaml")
+
 
 def load_mixes(project_path: str | Path | None = None, env: str | None = None) -> dict[str, MixSpec]:
-    """Read and validate ``params:mixes`` for ``env`` (default: ``KEDRO_ENV``)."""
+    """Read and validate ``params:mixes`` for ``env`` (default: ``KEDRO_ENV``, ``--env``, else ``local``)."""
     project_path = Path(project_path or os.environ.get("POLYGLOT_PROJECT_PATH", Path.cwd()))
     env = env or os.environ.get("KEDRO_ENV") or _env_from_cli() or "local"
-    # Same loader settings as the run itself (settings.CONFIG_LOADER_ARGS), so
-    # the namespaces built here are exactly the mixes the nodes will see.
-    from polyglot_kedro.settings import CONFIG_LOADER_ARGS
-
-    loader = OmegaConfigLoader(conf_source=str(project_path / "conf"), env=env, **CONFIG_LOADER_ARGS)
-    return mix_specs(loader["parameters"].get("mixes", {}))
+    merged = OmegaConf.create({})
+    for folder in dict.fromkeys(("base", env)):
+        conf = project_path / "conf" / folder
+        files = sorted({f for pattern in _PATTERNS for f in conf.glob(pattern)}) if conf.is_dir() else []
+        for path in files:
+            data = OmegaConf.load(path)
+            if isinstance(data, dict) or OmegaConf.is_dict(data):
+                if "mixes" in data:
+                    merged = OmegaConf.merge(merged, {"mixes": data["mixes"]})
+    mixes = OmegaConf.to_container(merged, resolve=False).get("mixes", {})
+    return mix_specs(mixes)
 
 
 def _env_from_cli(argv: list[str] | None = None) -> str | None:

@@ -114,3 +114,72 @@ def test_real_shared_files():
     assert len(g) == 518 and list(g.columns) == ["text"]
     x = HubOrLocalDataset(source=str(xquad), format="squad").load()
     assert len(x) == 1190 and x["id"].is_unique and x["answers"].map(len).min() >= 1
+
+
+# --------------------------------------------------------------------------- per-language sources
+
+
+def test_per_language_files_get_lang_and_parallel_ids(tmp_path):
+    for lang, word in (("en", "Hello"), ("de", "Hallo")):
+        (tmp_path / f"p_{lang}.jsonl").write_text(
+            "\n".join(json.dumps({"prompt": f"{word} {i}"}) for i in range(3)) + "\n", encoding="utf-8"
+        )
+    ds = HubOrLocalDataset(
+        source={"en": str(tmp_path / "p_en.jsonl"), "de": str(tmp_path / "p_de.jsonl")},
+        rename={"prompt": "instruction"},
+    )
+    data = ds.load()
+    assert list(data.columns) == ["id", "lang", "instruction"]
+    assert data["lang"].tolist() == ["en"] * 3 + ["de"] * 3
+    assert data.groupby("lang")["id"].apply(list).to_dict() == {"de": ["00000", "00001", "00002"],
+                                                                 "en": ["00000", "00001", "00002"]}
+    assert ds.exists()
+
+
+def test_value_map_recodes_and_names_unmapped_values(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"label": 0}\n{"label": 2}\n', encoding="utf-8")
+    mapping = {"label": {0: "entailment", 1: "neutral", 2: "contradiction"}}
+    assert HubOrLocalDataset(source=str(path), value_map=mapping).load()["label"].tolist() == [
+        "entailment", "contradiction"]
+    path.write_text('{"label": 0}\n{"label": 7}\n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"column 'label' has values \['7'\] not in value_map"):
+        HubOrLocalDataset(source=str(path), value_map=mapping).load()
+    with pytest.raises(DatasetError, match="rename names missing column"):
+        HubOrLocalDataset(source=str(path), rename={"nope": "x"}).load()
+
+
+def test_per_language_hub_configs_and_squad_answers(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(source, **kwargs):
+        calls.append((source, kwargs))
+        lang = kwargs["name"].split(".")[-1]
+        return datasets.Dataset.from_list([{"id": f"q-{lang}", "context": "c", "question": "q",
+                                            "answers": {"text": ["a", "b"], "answer_start": [0, 2]}}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    hub = {"source": "google/xquad", "split": "validation", "format": "squad"}
+    ds = HubOrLocalDataset(source={lang: {**hub, "load_args": {"name": f"xquad.{lang}"}} for lang in ("en", "de")})
+    data = ds.load()
+    assert data["lang"].tolist() == ["en", "de"] and data["id"].tolist() == ["q-en", "q-de"]
+    assert data["answers"].tolist() == [["a", "b"], ["a", "b"]]
+    assert [c[1]["name"] for c in calls] == ["xquad.en", "xquad.de"]
+    assert all(c[1]["split"] == "validation" for c in calls)
+
+
+def test_real_xquad_and_xnli_files_per_language(shared_data):
+    xquad = HubOrLocalDataset(
+        source={lang: str(shared_data / "xquad" / f"xquad.{lang}.json") for lang in ("en", "de")}, format="squad"
+    ).load()
+    assert xquad.groupby("lang").size().to_dict() == {"de": 1190, "en": 1190}
+    assert set(xquad.columns) >= {"id", "lang", "context", "question", "answers"}
+    xnli = HubOrLocalDataset(
+        source={lang: str(shared_data / "xnli" / f"dev-{lang}.tsv") for lang in ("en", "bg")},
+        load_args={"names": ["premise", "hypothesis", "label"]},
+    ).load()
+    assert xnli.groupby("lang").size().to_dict() == {"bg": 2490, "en": 2490}
+    assert set(xnli["label"]) == {"entailment", "neutral", "contradiction"}
+    assert xnli[xnli["lang"] == "en"]["id"].tolist() == xnli[xnli["lang"] == "bg"]["id"].tolist()

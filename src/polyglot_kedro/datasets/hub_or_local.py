@@ -7,6 +7,7 @@ paper scale (a Hub id): ``source`` comes from ``conf/<env>/globals.yml``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,41 +30,64 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
     ``datasets.load_dataset(source, split=split, revision=revision, **load_args)``
     (e.g. ``load_args: {name: de}`` for a config).
 
-    Example catalog entry::
+    ``source`` may also map languages to sources, for data published one file
+    (or one Hub config) per language: each is loaded as above and gets a
+    ``lang`` column; where a source has no ``id`` column, rows are numbered
+    per language (``00000``, ...), so parallel files share ids. A per-language
+    value is a path/Hub id, or a dict overriding ``source``, ``format``,
+    ``split``, ``revision`` and ``load_args`` for that language. ``rename``
+    renames columns and ``value_map`` recodes values (e.g. XNLI's integer
+    labels), after loading.
+
+    Example catalog entries::
 
         guanaco_raw:
           type: polyglot_kedro.datasets.hub_or_local.HubOrLocalDataset
           source: ${globals:sources.guanaco}
+
+        xnli_raw:   # globals: {de: facebook/xnli, ...} or {de: dev-de.tsv, ...}
+          type: polyglot_kedro.datasets.hub_or_local.HubOrLocalDataset
+          source: {de: {source: facebook/xnli, load_args: {name: de}, split: validation}}
+          value_map: {label: {0: entailment, 1: neutral, 2: contradiction}}
     """
 
     def __init__(
         self,
         *,
-        source: str,
+        source: str | Mapping[str, Any],
         format: Format = "auto",
         split: str = "train",
         revision: str | None = None,
         load_args: dict[str, Any] | None = None,
+        rename: dict[str, str] | None = None,
+        value_map: dict[str, dict[Any, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
         """Create the dataset.
 
         Args:
-            source: local file path, or a Hub dataset id.
+            source: local file path, or a Hub dataset id, or a mapping
+                language -> either (see the class docstring).
             format: local file format (``auto`` = by suffix).
             split: Hub split.
             revision: Hub revision (pin a commit sha for reproducibility).
             load_args: local: ``names`` (TSV columns); Hub: extra
                 ``load_dataset`` keyword arguments.
+            rename: column renames applied after loading (``{prompt: instruction}``).
+            value_map: per-column value recoding applied after loading.
             metadata: free-form, ignored by Kedro.
         """
         if format not in ("auto", "jsonl", "json", "tsv", "squad"):
             raise DatasetError(f"HubOrLocalDataset: unknown format {format!r} (source {source})")
-        self._source = str(source)
+        self._source: str | dict[str, Any] = (
+            {str(k): v for k, v in source.items()} if isinstance(source, Mapping) else str(source)
+        )
         self._format = format
         self._split = split
         self._revision = revision
         self._load_args = dict(load_args or {})
+        self._rename = dict(rename or {})
+        self._value_map = {col: dict(m) for col, m in (value_map or {}).items()}
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
@@ -73,57 +97,103 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
             "split": self._split,
             "revision": self._revision,
             "load_args": self._load_args,
+            "rename": self._rename,
+            "value_map": self._value_map,
         }
 
-    def _is_local(self) -> bool:
-        return Path(self._source).exists()
+    def _specs(self) -> list[tuple[str | None, dict[str, Any]]]:
+        """(language or None, resolved spec) for every source to read."""
+        default = {"format": self._format, "split": self._split, "revision": self._revision,
+                   "load_args": self._load_args}  # fmt: skip
+        if isinstance(self._source, str):
+            return [(None, {**default, "source": self._source})]
+        specs = []
+        for lang, value in self._source.items():
+            spec = {**default, **value} if isinstance(value, Mapping) else {**default, "source": value}
+            if "source" not in spec:
+                raise DatasetError(f"HubOrLocalDataset: language {lang!r} has no 'source'")
+            unknown = set(spec) - {"source", "format", "split", "revision", "load_args"}
+            if unknown:
+                raise DatasetError(f"HubOrLocalDataset: language {lang!r}: unknown key(s) {sorted(unknown)}")
+            specs.append((lang, {**spec, "source": str(spec["source"])}))
+        return specs
 
     def load(self) -> pd.DataFrame:
-        """Read the source.
+        """Read the source(s).
 
         Raises:
             DatasetError: unreadable file (naming file and line), unknown
                 format, or a Hub dataset that cannot be loaded.
         """
-        if self._is_local():
-            return self._load_local(Path(self._source))
-        return self._load_hub()
+        frames = []
+        for lang, spec in self._specs():
+            path = Path(spec["source"])
+            frame = _load_local(path, spec) if path.exists() else _load_hub(spec)
+            if lang is not None:
+                if "id" not in frame.columns:
+                    frame.insert(0, "id", [f"{i:05d}" for i in range(len(frame))])
+                if "lang" not in frame.columns:
+                    frame.insert(1, "lang", lang)
+            frames.append(frame)
+        data = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        missing = sorted(set(self._rename) - set(data.columns))
+        if missing:
+            raise DatasetError(f"HubOrLocalDataset ({self._source}): rename names missing column(s) {missing}")
+        data = data.rename(columns=self._rename)
+        for column, mapping in self._value_map.items():
+            if column not in data.columns:
+                raise DatasetError(f"HubOrLocalDataset ({self._source}): value_map names missing column {column!r}")
+            unmapped = sorted({str(v) for v in data[column].unique()} - {str(k) for k in mapping})
+            if unmapped:
+                raise DatasetError(
+                    f"HubOrLocalDataset ({self._source}): column {column!r} has values {unmapped} not in value_map"
+                )
+            by_text = {str(k): v for k, v in mapping.items()}
+            data[column] = data[column].map(lambda v: by_text[str(v)])
+        return data
 
     def save(self, data: pd.DataFrame) -> None:
         raise DatasetError(f"HubOrLocalDataset is read-only (source {self._source})")
 
     def _exists(self) -> bool:
-        return self._is_local()
+        return all(Path(spec["source"]).exists() for _, spec in self._specs())
 
-    def _local_format(self, path: Path) -> str:
-        if self._format != "auto":
-            return self._format
-        fmt = _SUFFIX_FORMAT.get(path.suffix.lower())
-        if fmt is None:
-            raise DatasetError(f"{path}: cannot infer format from suffix {path.suffix!r}; set format")
+
+def _local_format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
         return fmt
+    found = _SUFFIX_FORMAT.get(path.suffix.lower())
+    if found is None:
+        raise DatasetError(f"{path}: cannot infer format from suffix {path.suffix!r}; set format")
+    return found
 
-    def _load_local(self, path: Path) -> pd.DataFrame:
-        fmt = self._local_format(path)
-        if fmt == "jsonl":
-            return pd.DataFrame(_read_jsonl(path))
-        if fmt == "json":
-            return _read_json(path)
-        if fmt == "tsv":
-            return _read_tsv(path, self._load_args)
-        return _read_squad(path)
 
-    def _load_hub(self) -> pd.DataFrame:
-        import datasets  # heavy import, only for Hub sources
+def _load_local(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
+    fmt = _local_format(path, spec["format"])
+    if fmt == "jsonl":
+        return pd.DataFrame(_read_jsonl(path))
+    if fmt == "json":
+        return _read_json(path)
+    if fmt == "tsv":
+        return _read_tsv(path, spec["load_args"])
+    return _read_squad(path)
 
-        try:
-            ds = datasets.load_dataset(self._source, split=self._split, revision=self._revision, **self._load_args)
-        except (OSError, ValueError, ConnectionError) as exc:
-            raise DatasetError(
-                f"{self._source!r} is not a local file and could not be loaded from the Hub "
-                f"(split={self._split!r}, revision={self._revision!r}): {exc}"
-            ) from exc
-        return ds.to_pandas()
+
+def _load_hub(spec: dict[str, Any]) -> pd.DataFrame:
+    import datasets  # heavy import, only for Hub sources
+
+    try:
+        ds = datasets.load_dataset(spec["source"], split=spec["split"], revision=spec["revision"], **spec["load_args"])
+    except (OSError, ValueError, ConnectionError) as exc:
+        raise DatasetError(
+            f"{spec['source']!r} is not a local file and could not be loaded from the Hub "
+            f"(split={spec['split']!r}, revision={spec['revision']!r}): {exc}"
+        ) from exc
+    frame = ds.to_pandas()
+    if spec["format"] == "squad" and "answers" in frame.columns:
+        # Hub SQuAD-style rows hold {"text": [...], "answer_start": [...]}: keep the texts, as locally.
+        frame["answers"] = [list(a["text"]) if isinstance(a, Mapping) else a for a in frame["answers"]]
+    return frame
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
