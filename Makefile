@@ -48,3 +48,8 @@ clean-data:
 ## Every benchmark + the fault suite, one table; results in benchmarks/results/.
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+## CPU-scale replication with SmolLM2-135M-Instruct on real data (issue 10,
+## docs/REPLICATION.md): needs ../shared/data beside the repo.
+demo: setup
+	$(VENV)/bin/kedro run --env demo

@@ -73,3 +73,13 @@ def test_env_read_from_kedro_command_line():
     assert _env_from_cli(["kedro", "run", "-e", "demo"]) == "demo"
     assert _env_from_cli(["kedro", "run", "--env=paper"]) == "paper"
     assert _env_from_cli(["kedro", "run"]) is None
+
+
+def test_a_null_mix_is_dropped(tmp_path):
+    assert list(mix_specs({"mono": {"kind": "mono"}, "multi6": None})) == ["mono"]
+    for env, text in (("base", "mixes:\n  mono: {kind: mono}\n  multi6: {kind: multi, n_languages: 6}\n"),
+                      ("small", "mixes:\n  multi6: null\n  base: {kind: untuned}\n")):
+        (tmp_path / "conf" / env).mkdir(parents=True)
+        (tmp_path / "conf" / env / "parameters.yml").write_text(text)
+    assert list(load_mixes(tmp_path, env="small")) == ["mono", "base"]
+    assert list(load_mixes(tmp_path, env="local")) == ["mono", "multi6"]

@@ -127,11 +127,17 @@ class MixSpec(StrictModel):
 
 
 def mix_specs(mixes: dict[str, Any]) -> dict[str, MixSpec]:
-    """Validate the ``mixes`` parameter, naming the offending mix on error."""
+    """Validate the ``mixes`` parameter, naming the offending mix on error.
+
+    A mix set to ``null`` is dropped: an environment removes a mix of
+    ``conf/base`` that way (parameters merge softly).
+    """
     out = {}
     for name, spec in (mixes or {}).items():
+        if spec is None:
+            continue
         try:
-            out[name] = MixSpec.model_validate(spec or {})
+            out[name] = MixSpec.model_validate(spec)
         except ValueError as exc:
             raise ValueError(f"Invalid spec for mix {name!r} in parameters 'mixes': {exc}") from exc
     return out

@@ -392,3 +392,25 @@ def load_tokenizer(path_or_spec: str | os.PathLike | ModelSpec):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def model_fingerprint(folder: str | os.PathLike) -> str:
+    """A content hash of a model folder, cheap even for multi-GB weights.
+
+    Hashes every small file (config, tokenizer) in full and, of each large
+    file, its size plus its first and last MiB.
+    """
+    digest = hashlib.sha256()
+    root = Path(folder)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        size = path.stat().st_size
+        digest.update(str(size).encode())
+        with path.open("rb") as fh:
+            if size <= 4 << 20:
+                digest.update(fh.read())
+            else:
+                digest.update(fh.read(1 << 20))
+                fh.seek(-(1 << 20), 2)
+                digest.update(fh.read())
+    return digest.hexdigest()[:16]

@@ -31,18 +31,22 @@ class Turn:
     content: str
 
 
-def parse_guanaco(text: str) -> list[Turn]:
+def parse_guanaco(text: str, *, allow_trailing_human: bool = False) -> list[Turn]:
     """Split a Guanaco ``text`` into turns.
 
     Args:
         text: ``### Human: ... ### Assistant: ...`` (one or more exchanges).
+        allow_trailing_human: accept a conversation whose last turn is an
+            unanswered human turn after at least one full exchange (about a
+            quarter of real Guanaco rows end so).
 
     Returns:
         Turns in order, alternating human/assistant, starting with human.
 
     Raises:
         GuanacoParseError: empty text, no Human turn, text before the first
-            marker, empty turn, or roles that do not alternate.
+            marker, empty turn, roles that do not alternate, or (unless
+            allowed) no assistant reply at the end.
     """
     if not isinstance(text, str) or not text.strip():
         raise GuanacoParseError("empty text")
@@ -62,7 +66,7 @@ def parse_guanaco(text: str) -> list[Turn]:
         if role != expected:
             raise GuanacoParseError(f"turn {i + 1} is {role!r}, expected {expected!r}")
         turns.append(Turn(role, content))
-    if turns[-1].role != "assistant":
+    if turns[-1].role != "assistant" and not (allow_trailing_human and len(turns) >= 3):
         raise GuanacoParseError("conversation ends without an assistant reply")
     return turns
 

@@ -125,7 +125,8 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
             DatasetError: unreadable file (naming file and line), unknown
                 format, or a Hub dataset that cannot be loaded.
         """
-        frames = []
+        frames: list[pd.DataFrame] = []
+        seen: set[str] = set()
         for lang, spec in self._specs():
             path = Path(spec["source"])
             frame = _load_local(path, spec) if path.exists() else _load_hub(spec)
@@ -134,12 +135,14 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
                     frame.insert(0, "id", [f"{i:05d}" for i in range(len(frame))])
                 if "lang" not in frame.columns:
                     frame.insert(1, "lang", lang)
-            frames.append(frame)
-        data = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        missing = sorted(set(self._rename) - set(data.columns))
+            # Renamed per source, so files that name a column differently
+            # (prompt / instruction) line up before they are stacked.
+            frames.append(frame.rename(columns=self._rename))
+            seen.update(frame.columns)
+        missing = sorted(set(self._rename) - seen)
         if missing:
             raise DatasetError(f"HubOrLocalDataset ({self._source}): rename names missing column(s) {missing}")
-        data = data.rename(columns=self._rename)
+        data = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         for column, mapping in self._value_map.items():
             if column not in data.columns:
                 raise DatasetError(f"HubOrLocalDataset ({self._source}): value_map names missing column {column!r}")

@@ -14,7 +14,6 @@ the cache, results, the ledger or reprs, and every error text is redacted.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import random
@@ -22,7 +21,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -40,6 +38,7 @@ from polyglot_kedro.llm.backends import (
     RetryableError,
 )
 from polyglot_kedro.llm.cache import CachedCompletion, CompletionCache, cache_key
+from polyglot_kedro.modeling import model_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -343,24 +342,3 @@ def build_client(
     )
     return LLMClient(config, backend, stage=stage, secret=key)
 
-
-def model_fingerprint(folder: str | Path) -> str:
-    """A content hash of a model folder, cheap even for multi-GB weights.
-
-    Hashes every small file (config, tokenizer) in full and, of each large
-    file, its size plus its first and last MiB.
-    """
-    digest = hashlib.sha256()
-    root = Path(folder)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode())
-        size = path.stat().st_size
-        digest.update(str(size).encode())
-        with path.open("rb") as fh:
-            if size <= 4 << 20:
-                digest.update(fh.read())
-            else:
-                digest.update(fh.read(1 << 20))
-                fh.seek(-(1 << 20), 2)
-                digest.update(fh.read())
-    return digest.hexdigest()[:16]

@@ -140,3 +140,14 @@ def test_resume_refuses_other_run(train_mix, base_model, models_registry, finetu
     changed = {**params, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}
     with pytest.raises(ValueError, match="different run"):
         train_lora(train_mix, base_model, "tiny_llama", models_registry, changed, mix_name="m")
+
+
+def test_trailing_unanswered_human_turn_is_trainable():
+    """Real Guanaco rows may end with a question; data mixing keeps them, so training must too."""
+    import pandas as pd
+
+    from polyglot_kedro.pipelines.finetuning.nodes import training_rows
+
+    mix = pd.DataFrame({"id": ["g1"], "text": ["### Human: a ### Assistant: b ### Human: c"]})
+    assert training_rows(mix, "all") == [{"text": "### Human: a### Assistant: b### Human: c"}]
+    assert training_rows(mix, "assistant") == [{"prompt": "### Human: a### Assistant:", "completion": " b"}]

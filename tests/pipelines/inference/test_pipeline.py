@@ -94,7 +94,7 @@ def test_resume_regenerates_only_missing_partition(
     first = generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
     # 2 seeds x (chat en, chat de, xquad 2x2, xcsqa 2) partitions
     assert len(CountingEngine.calls) == 2 * 8
-    root = tmp_path / "partitions" / "mono"
+    (root,) = (tmp_path / "partitions" / "mono").iterdir()  # <weights fingerprint>/
     parts = sorted(root.rglob("*.parquet"))
     assert len(parts) == 16
     victim = root / "xquad" / "de__en-xx__s42.parquet"
@@ -112,6 +112,24 @@ def test_resume_regenerates_only_missing_partition(
     CountingEngine.calls = []
     generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
     assert sorted(CountingEngine.calls) == [(0, 1), (0, 1), (42, 1), (42, 1)]
+
+
+def test_new_weights_under_the_same_name_regenerate(
+    monkeypatch, tmp_path, chat_prompts, xquad_raw, xcsqa_raw, inference_params, models
+):
+    """A retrained mix keeps its name but not its weights: nothing stale may be reused."""
+    monkeypatch.setattr(nodes, "make_engine", lambda kind, path, **kw: CountingEngine(path, batch_size=kw["batch_size"]))
+    prompts = build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
+    folder = tmp_path / "merged"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights v1")
+    generate_outputs(str(folder), prompts, inference_params, "tiny_test", models, mix_name="mono")
+    CountingEngine.calls = []
+    generate_outputs(str(folder), prompts, inference_params, "tiny_test", models, mix_name="mono")
+    assert CountingEngine.calls == []
+    (folder / "model.safetensors").write_bytes(b"weights v2")
+    generate_outputs(str(folder), prompts, inference_params, "tiny_test", models, mix_name="mono")
+    assert len(CountingEngine.calls) == 2 * 8
 
 
 def test_bad_params_name_the_field(chat_prompts, xquad_raw, xcsqa_raw, inference_params):

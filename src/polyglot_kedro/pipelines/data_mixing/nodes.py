@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -41,8 +40,6 @@ logger = logging.getLogger(__name__)
 MIX_COLUMNS = ["id", "text", "lang", "source"]
 LID_COLUMNS = ["lang", "lid_label", "lid_confidence", "keep"]
 TRANSLATION_COLUMNS = ["id", "source_id", "lang", "text", "status"]
-_HUMAN_MARKER = re.compile(r"###\s*Human\s*:")
-_ANY_MARKER = re.compile(r"###\s*(Human|Assistant)\s*:")
 
 
 class ParsingParams(StrictModel):
@@ -103,29 +100,6 @@ class ShortSupplyError(ValueError):
 # --------------------------------------------------------------------------- parsing
 
 
-def _parse_row(text: Any, allow_trailing_human: bool) -> list[Turn]:
-    try:
-        return parse_guanaco(text)
-    except GuanacoParseError as exc:
-        if not (allow_trailing_human and isinstance(text, str)):
-            raise
-        original = exc
-    # Accept "<valid conversation>### Human: <question>" (no marker after it).
-    last = None
-    for last in _HUMAN_MARKER.finditer(text):
-        pass
-    if last is None or last.start() == 0:
-        raise original
-    tail = text[last.end() :]
-    if _ANY_MARKER.search(tail) or not tail.strip():
-        raise original
-    try:
-        head = parse_guanaco(text[: last.start()])
-    except GuanacoParseError:
-        raise original from None
-    return [*head, Turn("human", tail.strip())]
-
-
 def parse_guanaco_rows(guanaco_raw: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Parse raw Guanaco rows into turns; send unparsable rows to a rejected table.
 
@@ -147,7 +121,7 @@ def parse_guanaco_rows(guanaco_raw: pd.DataFrame, params: dict[str, Any]) -> tup
     parsed, rejected = [], []
     for row, text in enumerate(guanaco_raw["text"].tolist()):
         try:
-            turns = _parse_row(text, cfg.parsing.allow_trailing_human_turn)
+            turns = parse_guanaco(text, allow_trailing_human=cfg.parsing.allow_trailing_human_turn)
         except GuanacoParseError as exc:
             rejected.append({"row": row, "text": text if isinstance(text, str) else "", "reason": exc.reason})
             continue

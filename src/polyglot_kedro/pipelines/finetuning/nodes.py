@@ -148,7 +148,9 @@ def training_rows(train_mix: pd.DataFrame, loss_on: Literal["all", "assistant"])
     ``assistant``: ``{"prompt", "completion"}``, so TRL masks the prompt. The
     completion is the *last* assistant reply; the prompt is everything before
     it, ending in ``### Assistant:``. Earlier assistant turns of a multi-turn
-    conversation are therefore context, not targets.
+    conversation are therefore context, not targets. A conversation ending in
+    an unanswered human turn (kept by data mixing, as in real Guanaco) is
+    trained on whole with ``all``; with ``assistant`` that last turn is dropped.
 
     Args:
         train_mix: columns ``id``, ``text`` (Guanaco format).
@@ -168,12 +170,14 @@ def training_rows(train_mix: pd.DataFrame, loss_on: Literal["all", "assistant"])
     rows = []
     for row_id, text in zip(train_mix["id"], train_mix["text"]):
         try:
-            turns = parse_guanaco(text)
+            turns = parse_guanaco(text, allow_trailing_human=True)
         except GuanacoParseError as exc:
             raise ValueError(f"train_mix row id={row_id!r}: not a Guanaco conversation ({exc.reason})") from exc
         if loss_on == "all":
             rows.append({"text": format_guanaco(turns)})
         else:
+            if turns[-1].role == "human":
+                turns = turns[:-1]
             rows.append({"prompt": format_guanaco(turns[:-1]) + ASSISTANT, "completion": " " + turns[-1].content})
     return rows
 
@@ -210,9 +214,13 @@ def checkpoint_dir(params: FinetuningParams, model_name: str, mix_name: str | No
 
 
 def _run_fingerprint(spec: ModelSpec, params: FinetuningParams, rows: list[dict]) -> dict[str, Any]:
-    # What must match for a checkpoint to be resumable: same model, LoRA shape, data.
+    # What must match for a checkpoint to be resumable: the whole training
+    # configuration and the data. Only save/logging cadence may change.
     data = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
-    return {"model": spec.name, "lora": params.lora.model_dump(), "loss_on": params.loss_on, "data_sha256": data}
+    config = params.model_dump(mode="json", exclude={"resume", "work_dir", "logging_steps", "save_steps",
+                                                      "save_total_limit", "prepare", "merge",
+                                                      "dataloader_num_workers"})  # fmt: skip
+    return {"model": spec.name, "config": config, "data_sha256": data}
 
 
 def _prepare_checkpoint_dir(out: Path, fingerprint: dict, resume: bool) -> bool:

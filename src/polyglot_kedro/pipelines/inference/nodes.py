@@ -20,6 +20,7 @@ from pydantic import Field
 
 from polyglot_kedro.config import StrictModel, resolve_model
 from polyglot_kedro.engines import Engine, SamplingSpec, make_engine
+from polyglot_kedro.modeling import model_fingerprint
 from polyglot_kedro.tasks import PROMPT_COLUMNS, build_chat_prompts, build_xcsqa_prompts, build_xquad_prompts
 from polyglot_kedro.tasks.templates import template_version
 from polyglot_kedro.tasks.xnli import run_xnli_loglik
@@ -168,7 +169,9 @@ def generate_outputs(
     p = InferenceParams.model_validate(inference)
     spec = resolve_model(models, model)
     mix = mix_name or "default"
-    root = Path(p.work_dir) / mix
+    # Partitions are keyed by the weights' content: a retrained mix (same
+    # name, new weights) regenerates instead of reusing stale outputs.
+    root = Path(p.work_dir) / mix / model_fingerprint(merged_model)
     engine: Engine | None = None
     frames: list[pd.DataFrame] = []
     try:
@@ -265,7 +268,7 @@ def score_xnli_loglik(
     mix = mix_name or "default"
     if not p.xnli.enabled:
         return pd.DataFrame(columns=XNLI_LOGLIK_COLUMNS)
-    root = Path(p.work_dir) / mix / "xnli"
+    root = Path(p.work_dir) / mix / model_fingerprint(merged_model) / "xnli"
     frames, todo = [], []
     for lang in p.xnli.languages:
         path = root / f"{lang}__xx-xx__s0.parquet"

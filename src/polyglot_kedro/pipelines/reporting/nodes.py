@@ -49,7 +49,7 @@ class ReportingParams(StrictModel):
     alpha: float = Field(0.05, gt=0, lt=1)
     xquad_metric: Literal["xquad_f1", "xquad_em"] = "xquad_f1"
     size_metric: str = "helpfulness"
-    sources: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, Any] = Field(default_factory=dict)  # name -> path / Hub id / {lang: ...}
     engine: str = ""
     git_commit: str | None = None
     viz_link: str = "../../../../build/index.html"
@@ -611,7 +611,7 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, invalid_
         return ", ".join(vals) if vals else "not recorded"
 
     engine = p.engine or uniq("engine")
-    sources = ", ".join(f"{k}: {v}" for k, v in p.sources.items()) or "not given (set reporting.sources)"
+    sources = "; ".join(f"{k}: {_describe_source(v)}" for k, v in p.sources.items()) or "not given (set reporting.sources)"
     meta = [
         ("Model (params:model)", model),
         ("Models in the scores", uniq("model")),
@@ -745,3 +745,13 @@ def _likert(raw: Any) -> float:
     except (TypeError, ValueError):
         return float("nan")
     return value if value.is_integer() and 1 <= value <= 6 else float("nan")
+
+
+def _describe_source(value: Any) -> str:
+    """A data source for the report header: a path/Hub id, or ``lang: source`` pairs."""
+    if isinstance(value, Mapping) and "source" in value:  # one source with overrides
+        name = (value.get("load_args") or {}).get("name")
+        return f"{value['source']} ({name})" if name else str(value["source"])
+    if isinstance(value, Mapping):  # per language
+        return ", ".join(f"{lang}: {_describe_source(v)}" for lang, v in value.items())
+    return str(value)
