@@ -11,6 +11,20 @@ from polyglot_kedro.hooks import export_llm_keys
 ENDPOINTS = {"judge": {"api_key_env": "JUDGE_KEY"}, "translator": {}}
 
 
+_BOOTSTRAP = (
+    "import os\n"
+    "from kedro.framework.session import KedroSession\n"
+    "from kedro.framework.startup import bootstrap_project\n"
+    "bootstrap_project(os.getcwd())\n"
+)
+
+
+def _run_session_script(project, body: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``body`` after bootstrapping ``project``, in a fresh interpreter (hooks and resolvers are global)."""
+    return subprocess.run([sys.executable, "-c", _BOOTSTRAP + body], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
 def test_default_and_per_endpoint_keys():
     env: dict[str, str] = {}
     exported = export_llm_keys(
@@ -30,17 +44,12 @@ def test_environment_wins_and_missing_keys_are_skipped():
 def test_credentials_file_reaches_the_run_without_being_logged(project_copy):
     (project_copy / "conf" / "local" / "credentials.yml").write_text("llm_endpoint:\n  api_key: sk-hook-SECRET-7\n")
     script = (
-        "import os\n"
-        "from kedro.framework.session import KedroSession\n"
-        "from kedro.framework.startup import bootstrap_project\n"
-        "bootstrap_project(os.getcwd())\n"
         "with KedroSession.create(os.getcwd()) as s:\n"
         "    s.load_context()\n"
         "print('KEY_SET' if os.environ.get('OPENAI_API_KEY') == 'sk-hook-SECRET-7' else 'KEY_MISSING')\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=project_copy, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = _run_session_script(project_copy, script, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "KEY_SET" in result.stdout
     assert "sk-hook-SECRET-7" not in result.stdout.replace("KEY_SET", "") + result.stderr
@@ -50,16 +59,11 @@ def test_credentials_file_reaches_the_run_without_being_logged(project_copy):
 def test_no_credentials_file_is_fine(project_copy):
     assert not list((project_copy / "conf").rglob("credentials*.yml"))
     script = (
-        "import os\n"
-        "from kedro.framework.session import KedroSession\n"
-        "from kedro.framework.startup import bootstrap_project\n"
-        "bootstrap_project(os.getcwd())\n"
         "with KedroSession.create(os.getcwd()) as s:\n"
         "    s.load_context()\n"
         "print('CONTEXT_OK')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=project_copy, capture_output=True, text=True,
-                            timeout=300)
+    result = _run_session_script(project_copy, script)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "CONTEXT_OK" in result.stdout
 
@@ -67,11 +71,7 @@ def test_no_credentials_file_is_fine(project_copy):
 def test_paper_env_resolves_paper_sources_after_the_registry_is_built(project_copy):
     """Building the pipelines must not pin ${globals:...} to another environment."""
     script = (
-        "import os\n"
         "from kedro.framework.project import pipelines\n"
-        "from kedro.framework.session import KedroSession\n"
-        "from kedro.framework.startup import bootstrap_project\n"
-        "bootstrap_project(os.getcwd())\n"
         "with KedroSession.create(os.getcwd(), env='paper') as s:\n"
         "    ctx = s.load_context()\n"
         "    assert 'mt_multi2' in str(list(pipelines['__default__'].nodes))\n"
@@ -80,8 +80,7 @@ def test_paper_env_resolves_paper_sources_after_the_registry_is_built(project_co
     )
     # Programmatic sessions name the env for the registry through KEDRO_ENV (the CLI's --env is read from argv).
     env = {**os.environ, "KEDRO_ENV": "paper"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=project_copy, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = _run_session_script(project_copy, script, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SOURCE timdettmers/openassistant-guanaco" in result.stdout
     assert "MODEL llama2_7b" in result.stdout
