@@ -100,3 +100,40 @@ def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
     rerun = build_client(cfg, stage="t", inprocess_model_path=folder)
     again = rerun.run(requests[:3])
     assert all(r.cached for r in again) and rerun.usage().iloc[0]["sent"] == 0
+
+
+def test_json_schema_refused_by_the_transformers_backend():
+    """The transformers in-process backend cannot constrain output: a schema there is a config error."""
+    from polyglot_kedro.llm import build_client
+
+    cfg = {"backend": "inprocess", "model": "tiny", "json_schema": {"type": "object"}}
+    with pytest.raises(ValueError, match="json_schema needs backend 'openai' or inprocess_engine 'vllm'"):
+        build_client(cfg, stage="t", inprocess_model_path="unused")
+
+
+@pytest.mark.vllm
+def test_inprocess_vllm_follows_the_json_schema(tmp_path):
+    """Structured outputs: even a random tiny model's replies parse and follow the verdict schema."""
+    pytest.importorskip("vllm")
+    import json
+
+    from llm_server import make_tiny_causal_lm
+
+    from polyglot_kedro.judge import parse_verdict
+    from polyglot_kedro.llm import ChatRequest, build_client
+
+    folder = make_tiny_causal_lm(tmp_path / "tiny")
+    schema = {"type": "object", "additionalProperties": False, "required": ["reasoning", "score"],
+              "properties": {"reasoning": {"type": "string", "maxLength": 20},
+                             "score": {"type": "integer", "enum": [1, 2, 3, 4, 5, 6]}}}  # fmt: skip
+    cfg = {"backend": "inprocess", "inprocess_engine": "vllm", "inprocess_dtype": "float32", "model": "tiny",
+           "max_tokens": 96, "json_schema": schema, "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+    client = build_client(cfg, stage="t", inprocess_model_path=folder)
+    assert client.cache_model_id.endswith("+vllm+float32")
+    requests = [ChatRequest(str(i), [{"role": "user", "content": f"Rate answer number {i}."}]) for i in range(6)]
+    results = client.run(requests)
+    assert all(r.ok for r in results), [r.error for r in results]
+    for r in results:
+        data = json.loads(r.text, strict=False)  # a random model may put control characters in a string
+        assert set(data) == {"reasoning", "score"} and len(data["reasoning"]) <= 20
+        assert parse_verdict(r.text).valid and data["score"] in range(1, 7)

@@ -82,13 +82,18 @@ class VLLMEngine(Engine):
         self.kv_cache_space_gib = kv_cache_space_gib
         self.timeout_s = timeout_s
 
-    def generate(self, prompts: list[str], sampling: SamplingSpec, seed: int) -> list[Generation]:
+    def generate(
+        self, prompts: list[str], sampling: SamplingSpec, seed: int, *, structured_output: dict | None = None
+    ) -> list[Generation]:
         """Start an engine seeded with ``seed`` in a child process, generate, shut it down.
 
         Args:
             prompts: full prompts.
             sampling: sampling settings.
             seed: the engine seed.
+            structured_output: constrained decoding, as vLLM's
+                ``StructuredOutputsParams`` keywords: ``{"json": <JSON schema>}``
+                or ``{"json_object": True}`` (what OpenAI's JSON mode asks).
 
         Returns:
             One :class:`Generation` per prompt, in input order.
@@ -103,6 +108,7 @@ class VLLMEngine(Engine):
             "sampling": sampling.model_dump(mode="json"),
             "batch_size": self.batch_size,
             "prompts": list(prompts),
+            "structured_output": structured_output,
         }
         env = dict(os.environ)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_space_gib))
@@ -132,9 +138,19 @@ def _run_request(request: dict) -> list[dict]:
     from vllm import LLM, SamplingParams
 
     s = SamplingSpec.model_validate(request["sampling"])
-    args = request["engine_args"]
+    args = dict(request["engine_args"])
+    extra = {}
+    structured = dict(request.get("structured_output") or {})
+    if structured:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        # vLLM reads the whitespace switch from the engine config, not the request.
+        if structured.pop("disable_any_whitespace", False):
+            args["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
+        extra["structured_outputs"] = StructuredOutputsParams(**structured)
     llm = LLM(**args)
     params = SamplingParams(
+        **extra,
         temperature=s.temperature,
         top_p=s.top_p,
         top_k=s.top_k if s.top_k > 0 else -1,

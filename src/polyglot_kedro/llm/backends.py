@@ -101,7 +101,13 @@ class OpenAIBackend:
         }
         if seed is not None:
             kwargs["seed"] = seed
-        if self._sampling["json_mode"]:
+        if self._sampling.get("json_schema"):
+            # Structured outputs (OpenAI, vLLM serve): the reply follows the schema.
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": self._sampling["json_schema"]},
+            }
+        elif self._sampling["json_mode"]:
             kwargs["response_format"] = {"type": "json_object"}
         try:
             response = self._client.chat.completions.create(**kwargs)
@@ -185,17 +191,20 @@ class InProcessBackend:
     the tokenizer and model are loaded once, lazily.
     """
 
-    def __init__(self, *, model_path: str, label: str, sampling: dict[str, Any]):
+    def __init__(self, *, model_path: str, label: str, sampling: dict[str, Any], dtype: str = "auto"):
         """Remember where the model is; nothing is loaded yet.
 
         Args:
             model_path: a transformers model folder (config, weights, tokenizer).
             label: the model name written into results and the ledger.
-            sampling: temperature, top_p, seed, max_tokens (json_mode is not enforced here).
+            sampling: temperature, top_p, seed, max_tokens (json_mode is not
+                enforced here; a json_schema is refused by ``build_client``).
+            dtype: ``auto`` (the folder's), ``float32``, ``bfloat16`` or ``float16``.
         """
         self.model_path = str(model_path)
         self.model = label
         self._sampling = dict(sampling)
+        self.dtype = dtype
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
 
@@ -208,7 +217,8 @@ class InProcessBackend:
 
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-                model = AutoModelForCausalLM.from_pretrained(self.model_path)
+                kwargs = {} if self.dtype == "auto" else {"dtype": self.dtype}
+                model = AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs)
             except OSError as exc:
                 raise FatalError(f"cannot load in-process model from {self.model_path!r}: {exc}") from exc
             model.eval()
@@ -261,12 +271,17 @@ class VLLMBatchBackend:
     ``polyglot_kedro.engines``' vLLM engine, seeded per engine as the paper
     did. A prompt that does not fit the model's context is that item's
     ``FatalError`` (never silently truncated: a judge must read the rubric).
+
+    ``json_schema`` is enforced by vLLM's structured outputs (the reply always
+    parses and follows the schema); ``json_mode`` alone asks for any JSON
+    object, as OpenAI's JSON mode does.
     """
 
-    def __init__(self, *, model_path: str, label: str, sampling: dict[str, Any]):
+    def __init__(self, *, model_path: str, label: str, sampling: dict[str, Any], dtype: str = "auto"):
         self.model_path = str(model_path)
         self.model = label
         self._sampling = dict(sampling)
+        self.dtype = dtype
 
     def __repr__(self) -> str:
         return f"VLLMBatchBackend(model={self.model!r}, path={self.model_path!r})"
@@ -305,9 +320,20 @@ class VLLMBatchBackend:
                 max_new_tokens=max_new,
                 stop=STOP_STRINGS,
             )
-            engine = make_engine("vllm", self.model_path, batch_size=len(runnable), max_model_len=context or 2048)
+            # No free whitespace between JSON tokens: a weak model can otherwise
+            # spend max_tokens on blanks inside a valid-but-unfinished object.
+            structured = None
+            if self._sampling.get("json_schema"):
+                structured = {"json": self._sampling["json_schema"], "disable_any_whitespace": True}
+            elif self._sampling.get("json_mode"):
+                structured = {"json_object": True, "disable_any_whitespace": True}
+            engine = make_engine(
+                "vllm", self.model_path, batch_size=len(runnable), dtype=self.dtype, max_model_len=context or 2048
+            )
             try:
-                generations = engine.generate([prompts[i] for i in runnable], sampling, seed=seed or 0)
+                generations = engine.generate(
+                    [prompts[i] for i in runnable], sampling, seed=seed or 0, structured_output=structured
+                )
             finally:
                 engine.close()
             for i, gen in zip(runnable, generations):

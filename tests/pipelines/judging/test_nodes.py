@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 import pytest
-from .conftest import CHAT, make_generations, make_xnli
+from .conftest import CHAT, make_generations, make_xnli, submission as submission_of
 
 from polyglot_kedro.pipelines.judging.nodes import (
     SCORE_COLUMNS,
@@ -100,6 +100,49 @@ def test_sampling_same_items_for_every_seed_and_mix(judging_params, llm_endpoint
         assert sorted(j.loc[j["lang"] == "de", "item_id"].unique()) == ["d1", "d2"]  # fewer than n_items: all
         chosen.append(per_seed[0])
     assert chosen[0] == chosen[1]
+
+
+def test_unjudged_mismatch_scores_one_without_a_request(generations, judging_params, llm_endpoints, judge_server):
+    """judge_mismatched: false -- the language rule decides, nothing is sent for d1 (answered in English)."""
+    params = {"chat": {**judging_params["chat"], "judge_mismatched": False}}
+    langs = detect_chat_languages(generations, params)
+    judgments, usage = judge_chat(generations, langs, None, params, llm_endpoints, mix_name="mono")
+    d1 = judgments.set_index("item_id").loc["d1"]
+    assert (d1.score, d1.valid, d1.lang_match) == (1.0, True, False)
+    assert math.isnan(d1.raw_score) and pd.isna(d1.judge_raw) and d1.judge_parse == "not judged: language mismatch"
+    judged = {submission_of(b) for b in judge_server.bodies}
+    assert CHAT[6][3] not in judged and len(judged) == len(CHAT) - 1
+    assert usage.iloc[0].requests == len(CHAT) - 1
+    # the other rows are exactly what the judge-everything default gives
+    full, _ = judge_chat(generations, langs, None, judging_params, llm_endpoints, mix_name="mono")
+    keep = ["item_id", "score", "valid", "raw_score"]
+    pd.testing.assert_frame_equal(judgments[judgments.item_id != "d1"][keep].reset_index(drop=True),
+                                  full[full.item_id != "d1"][keep].reset_index(drop=True))
+
+
+def test_judged_seeds_subset_and_unknown_seed(judging_params, llm_endpoints, judge_server):
+    gens = make_generations("mono", seeds=(0, 1, 2))
+    params = {"chat": {**judging_params["chat"], "seeds": [1]}}
+    langs = detect_chat_languages(gens, params)
+    judgments, _ = judge_chat(gens, langs, None, params, llm_endpoints, mix_name="mono")
+    assert set(judgments["seed"]) == {1} and len(judgments) == len(CHAT)
+    bad = {"chat": {**judging_params["chat"], "seeds": [1, 5]}}
+    with pytest.raises(ValueError, match=r"judging.chat.seeds: .*\[5\].*seeds there: \[0, 1, 2\]"):
+        judge_chat(gens, langs, None, bad, llm_endpoints, mix_name="mono")
+
+
+def test_json_schema_is_sent_as_structured_output(generations, judging_params, llm_endpoints, judge_server):
+    schema = {"type": "object", "properties": {"reasoning": {"type": "string"}, "score": {"type": "integer"}},
+              "required": ["reasoning", "score"]}
+    params = {"chat": {**judging_params["chat"], "request": {"json_schema": schema}}}
+    langs = detect_chat_languages(generations, params)
+    judge_chat(generations, langs, None, params, llm_endpoints, mix_name="mono")
+    assert judge_server.bodies[0]["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+    # the schema is part of the cache key: without it, the requests are sent again
+    before = judge_server.total
+    judge_chat(generations, langs, None, judging_params, llm_endpoints, mix_name="mono")
+    assert judge_server.total == before + len(CHAT)
 
 
 def test_translated_mode_judges_english_text(generations, judging_params, llm_endpoints, judge_server):

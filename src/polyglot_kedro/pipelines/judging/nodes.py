@@ -17,7 +17,13 @@ Chat rules (the paper):
   (``polyglot_kedro.lid``); a response in another language than its prompt
   gets the final score 1, whatever the judge said (``raw_score`` keeps the
   judge's score, ``lang_match`` the check). An invalid judgment stays
-  invalid (score NaN), mismatch or not: the judge failure is what is counted;
+  invalid (score NaN), mismatch or not: the judge failure is what is counted.
+  With ``judge_mismatched: false`` a mismatched response is not sent to the
+  judge at all (the rule decides its score, so the request would buy nothing):
+  score 1, ``raw_score`` NaN, ``judge_parse = "not judged: language mismatch"``;
+* ``seeds`` limits judging to some generation seeds (default: all);
+* ``request.json_schema`` makes the judge's endpoint enforce the verdict's
+  JSON schema (structured outputs); the paper used JSON mode only;
 * an empty response has no language (``response_lang = ""``) and never
   matches;
 * ``io_lang_agreement`` (paper Figure 1) is 1/0 per chat generation, for
@@ -76,6 +82,10 @@ class JudgeRequestParams(StrictModel):
     seed: int | None = 42
     json_mode: bool = True
     max_tokens: int | None = None
+    # Structured outputs: the verdict must follow this JSON schema (an
+    # endpoint that cannot enforce one is refused). null: JSON mode only, as
+    # the paper (GPT-3.5 JSON mode).
+    json_schema: dict[str, Any] | None = None
 
 
 class ChatJudgingParams(StrictModel):
@@ -89,6 +99,11 @@ class ChatJudgingParams(StrictModel):
     translator_endpoint: str = "translator"
     request: JudgeRequestParams = JudgeRequestParams()
     prompt_lang_source: Literal["lid", "label"] = "lid"
+    seeds: list[int] | None = Field(None, min_length=1, description="generation seeds judged; null = all")
+    # false: a response not in its prompt's language gets its final score 1
+    # without a judge request (the rule overrides any verdict, so the request
+    # would be paid for nothing). true: judge it anyway, as the paper did.
+    judge_mismatched: bool = True
 
 
 class JudgingParams(StrictModel):
@@ -269,6 +284,14 @@ def judge_chat(
 
     chosen = {lang: set(sample_items(g["item_id"], cp.n_items, cp.sample_seed)) for lang, g in chat.groupby("lang")}
     chat = chat[[str(i) in chosen[lang] for lang, i in zip(chat["lang"], chat["item_id"])]]
+    if cp.seeds is not None:
+        missing = sorted(set(cp.seeds) - set(chat["seed"].astype(int)))
+        if missing:
+            raise ValueError(
+                f"judging.chat.seeds: no chat generations with seed(s) {missing} in "
+                f"{mix_name or ''}.generations (seeds there: {sorted(set(chat['seed'].astype(int)))})"
+            )
+        chat = chat[chat["seed"].astype(int).isin(cp.seeds)]
     langs = chat_languages.set_index(["lang", "seed", "item_id"])
     items = []
     for row in chat.to_dict("records"):
@@ -286,20 +309,22 @@ def judge_chat(
     usage = []
     judge_name = _judge_name(judge_cfg)
     translation_error: dict[int, str] = {}
+    skipped = set() if cp.judge_mismatched else {n for n, it in enumerate(items) if not it["lang_match"]}
     for item in items:
         item["judged_instruction"], item["judged_response"] = item["instruction"], item["response"]
     if cp.mode == "translated":
         tr_cfg = _endpoint(llm_endpoints, cp.translator_endpoint)
         tr_client = build_client(tr_cfg, stage="judging_translation", inprocess_model_path=base_model)
         judge_name = f"{judge_name} (translated by {_judge_name(tr_cfg)})"
-        texts = sorted({t for it in items if it["lang"] != "en" for t in (it["instruction"], it["response"]) if t.strip()})
+        texts = sorted({t for n, it in enumerate(items) if it["lang"] != "en" and n not in skipped
+                        for t in (it["instruction"], it["response"]) if t.strip()})  # fmt: skip
         results = tr_client.run(
             [ChatRequest(key=f"translate/{i}", messages=render_translation_messages(t)) for i, t in enumerate(texts)],
             desc=f"{mix_name or ''} translate for judging",
         )
         english = {t: r for t, r in zip(texts, results)}
         for n, item in enumerate(items):
-            if item["lang"] == "en":
+            if item["lang"] == "en" or n in skipped:
                 continue
             for field in ("instruction", "response"):
                 text = item[field]
@@ -312,7 +337,7 @@ def judge_chat(
                     translation_error.setdefault(n, f"translation failed ({field}): {res.error}")
         usage.append(tr_client.usage())
 
-    to_judge = [n for n in range(len(items)) if n not in translation_error]
+    to_judge = [n for n in range(len(items)) if n not in translation_error and n not in skipped]
     requests = [
         ChatRequest(
             key=f"{mix_name or items[n]['mix']}/{items[n]['lang']}/{items[n]['seed']}/{items[n]['item_id']}",
@@ -329,7 +354,9 @@ def judge_chat(
         out = {**item, "judge_mode": cp.mode, "judge": judge_name, "judge_raw": None, "judge_parse": None,
                "reasoning": None, "raw_score": math.nan, "score": math.nan, "valid": False,
                "cached": bool(res.cached) if res else False, "attempts": int(res.attempts) if res else 0}
-        if n in translation_error:
+        if n in skipped:  # the language rule decides: 1, no request
+            out.update(judge_parse="not judged: language mismatch", score=1.0, valid=True, invalid_reason=None)
+        elif n in translation_error:
             out["invalid_reason"] = translation_error[n]
         elif not res.ok:
             out["invalid_reason"] = f"request failed: {res.error}"
@@ -343,7 +370,10 @@ def judge_chat(
         rows.append(out)
     judgments = _frame(rows, JUDGMENT_COLUMNS)
     n_invalid = int((~judgments["valid"]).sum())
-    logger.info("%s: judged %d chat responses with %s, %d invalid", mix_name, len(judgments), judge_name, n_invalid)
+    logger.info(
+        "%s: %d chat responses, %d judged by %s, %d scored 1 unjudged (language mismatch), %d invalid",
+        mix_name, len(judgments), len(to_judge), judge_name, len(skipped), n_invalid,
+    )  # fmt: skip
     ledger = pd.concat([u for u in usage if u is not None and not u.empty], ignore_index=True) if any(
         u is not None and not u.empty for u in usage) else pd.DataFrame()
     ledger["mix"] = mix_name or (items[0]["mix"] if items else None)
