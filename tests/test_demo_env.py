@@ -73,6 +73,24 @@ def test_demo_stage_parameters_validate(params):
         assert lang in inference.tasks.chat.languages
 
 
+def test_demo_judge_endpoint_enforces_the_verdict_schema(params):
+    """The demo's judge: in-process vLLM (the only backend here that can enforce a schema), seed 0, all items."""
+    from polyglot_kedro.llm.client import LLMEndpointConfig
+
+    judging = JudgingParams.model_validate(params["judging"])
+    assert judging.chat.enabled and judging.chat.seeds == [0] and judging.chat.n_items is None
+    assert not judging.chat.judge_mismatched
+    endpoint = {**params["llm_endpoints"][judging.chat.endpoint],
+                **{k: v for k, v in judging.chat.request.model_dump().items() if v is not None}}  # fmt: skip
+    cfg = LLMEndpointConfig.model_validate(endpoint)  # refuses a schema the backend cannot enforce
+    assert (cfg.backend, cfg.inprocess_engine, cfg.inprocess_dtype) == ("inprocess", "vllm", "bfloat16")
+    schema = cfg.json_schema
+    assert schema["required"] == ["reasoning", "score"]
+    assert schema["properties"]["score"]["enum"] == [1, 2, 3, 4, 5, 6]
+    # room for the longest reasoning (one token per character) plus the JSON around it
+    assert cfg.max_tokens >= schema["properties"]["reasoning"]["maxLength"] + 20
+
+
 def test_demo_inference_keeps_its_own_partitions(params):
     inference = InferenceParams.model_validate(params["inference"])
     base = OmegaConfigLoader(conf_source=str(REPO_ROOT / "conf"), env="base", **CONFIG_LOADER_ARGS)["parameters"]

@@ -35,6 +35,8 @@ METRIC_LABELS = {
     "xcsqa_acc": "X-CSQA accuracy",
     "xnli_acc": "XNLI accuracy",
 }
+# The whole scale on the axis: a judge that gives 1 everywhere must not look like a full bar.
+METRIC_YLIM = {"helpfulness": (0.0, 6.2)}
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ def draw_language_bars(sub: pd.DataFrame, spec: LanguageFigure, languages: Seque
         table = sub if ps is None else sub[sub["prompt_setting"] == ps]
         _bars(ax, table, langs, mixes, "mix", "lang", hatched, bars)
         ax.set_ylabel(METRIC_LABELS.get(spec.metric, spec.metric))
+        if spec.metric in METRIC_YLIM:
+            ax.set_ylim(*METRIC_YLIM[spec.metric])
         ax.set_title(spec.title if ps is None else f"{spec.title} ({ps})", fontsize=10)
     _legend(fig, mixes, hatch_note=True)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
