@@ -1,7 +1,7 @@
 """Can the judge tell a response from a wrong one? A control for Figure 2.
 
-Takes the language-matched chat items of a finished run (the latest version
-of ``data/07_model_output/chat_judgments/<mix>.parquet``), and asks the judge
+Takes the language-matched chat items of a finished run (the newest version
+of ``data/07_model_output/chat_judgments/<mix>.parquet`` with judged rows), and asks the judge
 endpoint of an environment (default: the demo's in-process SmolLM2 judge,
 with its json_schema) about two pairs per item: the instruction with its own
 response, and the same instruction with the response to another item of the
@@ -28,37 +28,34 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd  # noqa: E402
 from common import figure, with_figures  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 from polyglot_kedro.judge import parse_verdict, render_judge_messages  # noqa: E402
 from polyglot_kedro.llm import ChatRequest, build_client  # noqa: E402
-from polyglot_kedro.pipelines.judging.nodes import JudgingParams  # noqa: E402
+from polyglot_kedro.pipelines.judging.nodes import JudgingParams, _endpoint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def judge_config(env: str) -> dict:
-    """The judge endpoint of ``env`` (conf/base soft-merged with conf/<env>), with the forced request settings."""
-    def load(name: str) -> dict:
-        merged = OmegaConf.create()
-        for folder in ("base", env):
-            path = ROOT / "conf" / folder / name
-            if path.exists():
-                merged = OmegaConf.merge(merged, OmegaConf.load(path))
-        return OmegaConf.to_container(merged, resolve=True)
+    """The judge endpoint of ``env`` as a run resolves it, with the forced request settings."""
+    from kedro.config import OmegaConfigLoader
 
-    judging = JudgingParams.model_validate(load("parameters_judging.yml")["judging"])
-    endpoint = dict(load("parameters_llm.yml")["llm_endpoints"][judging.chat.endpoint])
-    endpoint.update({k: v for k, v in judging.chat.request.model_dump().items() if v is not None})
-    return endpoint
+    from polyglot_kedro.settings import CONFIG_LOADER_ARGS
+
+    params = OmegaConfigLoader(conf_source=str(ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS)["parameters"]
+    chat = JudgingParams.model_validate(params["judging"]).chat
+    return _endpoint(params["llm_endpoints"], chat.endpoint, chat.request.model_dump())
 
 
-def latest_judgments(mix: str) -> pd.DataFrame:
+def latest_judgments(mix: str) -> tuple[str, pd.DataFrame]:
+    """The newest version of ``{mix}.chat_judgments`` that has rows (a run with the judge off writes none)."""
     folder = ROOT / "data" / "07_model_output" / "chat_judgments" / f"{mix}.parquet"
-    versions = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    if not versions:
-        raise SystemExit(f"no versions under {folder}: run `make demo` (or kedro run --env ...) first")
-    return pd.read_parquet(versions[-1] / f"{mix}.parquet")
+    versions = sorted((p for p in folder.iterdir() if p.is_dir()), reverse=True) if folder.is_dir() else []
+    for version in versions:
+        frame = pd.read_parquet(version / f"{mix}.parquet")
+        if len(frame):
+            return version.name, frame
+    raise SystemExit(f"no judged items under {folder}: run `make demo` (judge on) first")
 
 
 def main() -> None:
@@ -68,7 +65,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
-    items = latest_judgments(args.mix)
+    version, items = latest_judgments(args.mix)
     items = items[items["lang_match"]].sort_values(["lang", "seed", "item_id"]).reset_index(drop=True)
     own, other = [], []
     for _, g in items.groupby("lang", sort=True):
@@ -89,7 +86,7 @@ def main() -> None:
     n = int(both.sum())
     higher = float((s_own[both] > s_other[both]).mean()) if n else float("nan")
     lower = float((s_own[both] < s_other[both]).mean()) if n else float("nan")
-    note = f"{args.env} judge {cfg.get('model')} ({cfg.get('backend')}), {len(own)} language-matched items of {args.mix}"
+    note = f"{args.env} judge {cfg.get('model')} ({cfg.get('backend')}), {len(own)} language-matched items of {args.mix} (version {version})"
     figures = [
         figure("judge_check", "mean score, own response", float(s_own.mean()), "points (1-6)", note=note),
         figure("judge_check", "mean score, another item's response", float(s_other.mean()), "points (1-6)", note=note),
