@@ -285,13 +285,14 @@ def judge_chat(
     chosen = {lang: set(sample_items(g["item_id"], cp.n_items, cp.sample_seed)) for lang, g in chat.groupby("lang")}
     chat = chat[[str(i) in chosen[lang] for lang, i in zip(chat["lang"], chat["item_id"])]]
     if cp.seeds is not None:
-        missing = sorted(set(cp.seeds) - set(chat["seed"].astype(int)))
+        seeds = chat["seed"].astype(int)
+        missing = sorted(set(cp.seeds) - set(seeds))
         if missing:
             raise ValueError(
                 f"judging.chat.seeds: no chat generations with seed(s) {missing} in "
-                f"{mix_name or ''}.generations (seeds there: {sorted(set(chat['seed'].astype(int)))})"
+                f"{mix_name or ''}.generations (seeds there: {sorted(set(seeds))})"
             )
-        chat = chat[chat["seed"].astype(int).isin(cp.seeds)]
+        chat = chat[seeds.isin(cp.seeds)]
     langs = chat_languages.set_index(["lang", "seed", "item_id"])
     items = []
     for row in chat.to_dict("records"):
