@@ -125,6 +125,25 @@ class MixSpec(StrictModel):
             raise ValueError("source: mt only applies to multi mixes")
         return self
 
+    def added_languages(self, language_order: list[str], mix: str = "?") -> list[str]:
+        """The languages a ``mono``/``multi`` mix swaps in beside the base language.
+
+        The one rule for "which languages does multi-i hold": the first
+        ``n_languages - 1`` of ``language_order`` (none for mono). Data mixing
+        builds the mix with it and reporting hatches the bars with it.
+
+        Raises:
+            ValueError: ``language_order`` is too short for ``n_languages``.
+        """
+        if self.kind != "multi":
+            return []
+        if self.n_languages - 1 > len(language_order):
+            raise ValueError(
+                f"mix {mix!r}: n_languages {self.n_languages} needs {self.n_languages - 1} languages in "
+                f"data_mixing.mixing.language_order, which has {len(language_order)}"
+            )
+        return list(language_order[: self.n_languages - 1])
+
 
 def mix_specs(mixes: dict[str, Any]) -> dict[str, MixSpec]:
     """Validate the ``mixes`` parameter, naming the offending mix on error.

@@ -215,12 +215,7 @@ def _short(mix: str, lang: str, need: int, supply: int, what: str = "kept rows")
 
 def _plan(mix: str, spec: MixSpec, orders: dict[str, list[str]], mixing: MixingParams) -> dict[str, int]:
     """Rows to take per language (a prefix of each language's order)."""
-    extra = [] if spec.kind == "mono" else mixing.language_order[: spec.n_languages - 1]
-    if len(extra) < spec.n_languages - 1 and spec.kind == "multi":
-        raise ValueError(
-            f"mix {mix!r}: n_languages {spec.n_languages} needs {spec.n_languages - 1} languages in "
-            f"data_mixing.mixing.language_order, which has {len(mixing.language_order)}"
-        )
+    extra = spec.added_languages(mixing.language_order, mix)
     if mixing.per_language * len(extra) > mixing.total_size:
         raise ValueError(
             f"mix {mix!r}: {len(extra)} x per_language {mixing.per_language} exceeds total_size {mixing.total_size}"

@@ -341,12 +341,8 @@ def finetuning_languages(mixes: dict[str, Any], data_mixing: Mapping[str, Any],
     for name, spec in mix_specs(mixes).items():
         if spec.kind == "untuned":
             out[name] = set()
-        elif spec.kind == "mono":
-            out[name] = {base}
-        elif spec.kind == "multi":
-            if spec.n_languages - 1 > len(order):
-                raise ValueError(f"mix {name!r}: n_languages={spec.n_languages} but language_order has {len(order)} languages")
-            out[name] = {base, *order[: spec.n_languages - 1]}
+        elif spec.kind in ("mono", "multi"):
+            out[name] = {base, *spec.added_languages(order, name)}
         else:
             langs = _languages_from_summary(name, mix_summary) or _languages_from_distribution(name, language_distribution)
             if langs:
