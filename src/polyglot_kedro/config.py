@@ -107,15 +107,34 @@ class MixSpec(StrictModel):
     """One training mix of the experiment grid.
 
     ``kind``: ``mono`` (base language only), ``multi`` (``n_languages`` - 1 of
-    ``language_order`` swapped in), ``full`` (every kept Guanaco row),
+    ``language_order`` swapped in), ``full`` (every Guanaco row),
     ``untuned`` (no finetuning: the base model itself, as a reference row).
     ``source``: where the non-English examples of a multi mix come from,
     ``native`` Guanaco rows or ``mt`` (machine translations of English rows).
+
+    Appendix mixes of the paper's grid (its released
+    ``data_prep/prepare_guanaco_data.py``):
+
+    - ``exclude`` (multi, native): languages left out of the first
+      ``n_languages - 1`` of ``language_order``; the base language fills their
+      place. Leave-one-out Multi-6 with ca is ``{kind: multi, n_languages: 7,
+      exclude: [de]}`` over ``language_order: [es, ru, de, zh, fr, ca]``
+      (2,200 en + 5 x 200); the released "leave English out" file is plain
+      ``{kind: multi, n_languages: 7}`` (2,000 en + 6 x 200).
+    - ``filter`` (full): ``lid`` keeps the rows above the LID confidence
+      threshold; ``none`` takes every parsed row, as the paper's Guanaco
+      baseline did.
+    - ``ids_file`` (mono): the mix is exactly the rows whose index in
+      ``guanaco_raw`` is listed in this file (one ``"id":N`` or bare ``N`` per
+      line, a path or any fsspec URL), e.g. the released Mono list ``ml1_ids``.
     """
 
     kind: Literal["mono", "multi", "full", "untuned"]
     n_languages: int = Field(1, ge=1)
     source: Literal["native", "mt"] = "native"
+    exclude: list[str] = Field(default_factory=list)
+    filter: Literal["lid", "none"] = "lid"
+    ids_file: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "MixSpec":
@@ -123,17 +142,27 @@ class MixSpec(StrictModel):
             raise ValueError("a multi mix needs n_languages >= 2")
         if self.kind != "multi" and self.source == "mt":
             raise ValueError("source: mt only applies to multi mixes")
+        if self.exclude and (self.kind != "multi" or self.source == "mt"):
+            raise ValueError("exclude only applies to native multi mixes")
+        if len(set(self.exclude)) != len(self.exclude):
+            raise ValueError(f"exclude has duplicates: {self.exclude}")
+        if self.filter != "lid" and self.kind != "full":
+            raise ValueError("filter only applies to full mixes (mono/multi always take LID-kept rows)")
+        if self.ids_file is not None and self.kind != "mono":
+            raise ValueError("ids_file only applies to mono mixes")
         return self
 
     def added_languages(self, language_order: list[str], mix: str = "?") -> list[str]:
         """The languages a ``mono``/``multi`` mix swaps in beside the base language.
 
         The one rule for "which languages does multi-i hold": the first
-        ``n_languages - 1`` of ``language_order`` (none for mono). Data mixing
-        builds the mix with it and reporting hatches the bars with it.
+        ``n_languages - 1`` of ``language_order`` (none for mono), less
+        ``exclude``. Data mixing builds the mix with it and reporting hatches
+        the bars with it.
 
         Raises:
-            ValueError: ``language_order`` is too short for ``n_languages``.
+            ValueError: ``language_order`` is too short for ``n_languages``, or
+                ``exclude`` names a language the mix would not hold anyway.
         """
         if self.kind != "multi":
             return []
@@ -142,7 +171,14 @@ class MixSpec(StrictModel):
                 f"mix {mix!r}: n_languages {self.n_languages} needs {self.n_languages - 1} languages in "
                 f"data_mixing.mixing.language_order, which has {len(language_order)}"
             )
-        return list(language_order[: self.n_languages - 1])
+        first = list(language_order[: self.n_languages - 1])
+        stray = [lang for lang in self.exclude if lang not in first]
+        if stray:
+            raise ValueError(
+                f"mix {mix!r}: exclude {stray} not among the first {self.n_languages - 1} languages of "
+                f"data_mixing.mixing.language_order {first}"
+            )
+        return [lang for lang in first if lang not in self.exclude]
 
 
 def mix_specs(mixes: dict[str, Any]) -> dict[str, MixSpec]:

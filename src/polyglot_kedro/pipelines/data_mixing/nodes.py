@@ -16,6 +16,16 @@ English block ``order_en[total - k * per_language : total - (k-1) * per_language
 1..i-1 into their languages. mt_multi-i thus has mono's content with some rows
 translated (and the same English rows and sizes as multi-i).
 
+Appendix mixes (``MixSpec``): ``exclude`` leaves languages out of a multi
+mix (the base language fills their rows: leave-one-out Multi-6), ``filter:
+none`` makes ``full`` every parsed row (the paper's unfiltered Guanaco
+baseline), and ``ids_file`` builds mono from an id list (the released
+``ml1_ids``: row indices of Guanaco train + test).
+
+The sizes and nesting follow the released ``data_prep/prepare_guanaco_data.py``;
+its draws (``pandas.DataFrame.sample``) are not replayed, so other rows are
+drawn unless a mix comes from an id list (docs/FIDELITY.md).
+
 Mix rows are written sorted by ``id``, so the same seed gives byte-identical
 Parquet whatever the input order.
 """
@@ -250,12 +260,16 @@ def build_mixes(guanaco_lid: pd.DataFrame, params: dict[str, Any], mixes: dict[s
         guanaco_lid: output of ``identify_languages``.
         params: ``data_mixing`` parameters (``mixing`` block).
         mixes: the experiment grid (``params:mixes``); ``untuned`` and
-            ``source: mt`` mixes are skipped.
+            ``source: mt`` mixes are skipped. ``full`` takes the LID-kept rows
+            (``filter: none``: every parsed row); a mono mix with ``ids_file``
+            takes exactly the listed rows; ``exclude`` drops languages of a
+            multi mix (see ``MixSpec``).
 
     Returns:
         Mix name -> ``id, text, lang, source`` (``native``) rows sorted by ``id``.
 
     Raises:
+        ValueError: an id list names a row that is not among the parsed rows.
         ShortSupplyError: a language (or the base language) has fewer kept rows
             than a mix needs and ``on_short_supply`` is ``error``.
     """
@@ -268,7 +282,15 @@ def build_mixes(guanaco_lid: pd.DataFrame, params: dict[str, Any], mixes: dict[s
         if spec.kind == "untuned" or spec.source == "mt":
             continue
         if spec.kind == "full":
-            out[mix] = _frame(guanaco_lid[guanaco_lid["keep"]], "native")
+            rows = guanaco_lid if spec.filter == "none" else guanaco_lid[guanaco_lid["keep"]]
+            out[mix] = _frame(rows, "native")
+        elif spec.ids_file is not None:
+            out[mix] = _frame(by_id.loc[_listed_ids(mix, spec.ids_file, by_id)], "native")
+            other = out[mix][out[mix]["lang"] != mixing.base_language]
+            if len(other):
+                # The list is the paper's selection (its LID); ours may disagree on a few rows.
+                logger.warning("mix %r: %d of %d listed rows are not %r by this LID: %s", mix, len(other),
+                               len(out[mix]), mixing.base_language, other["lang"].value_counts().to_dict())
         else:
             plan = _plan(mix, spec, orders, mixing)
             ids = [i for lang, n in plan.items() for i in orders[lang][:n]]
@@ -276,6 +298,63 @@ def build_mixes(guanaco_lid: pd.DataFrame, params: dict[str, Any], mixes: dict[s
         counts = out[mix]["lang"].value_counts().to_dict()
         logger.info("mix %r: %d rows %s", mix, len(out[mix]), counts)
     return out
+
+
+def read_id_list(path: str) -> list[tuple[int, int]]:
+    """Read an id list file: one ``"id":N`` fragment (the paper's ``ml1_ids``) or bare ``N`` per line.
+
+    Args:
+        path: a local path or any fsspec URL.
+
+    Returns:
+        ``(line number, id)`` pairs in file order (blank lines skipped).
+
+    Raises:
+        ValueError: a line that is neither form, or an id listed twice (file and line named).
+    """
+    import fsspec  # a dependency of kedro-datasets; any URL it knows works
+
+    try:
+        with fsspec.open(path, "rt", encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read id list {path}: {exc}") from exc
+    out: list[tuple[int, int]] = []
+    first_line: dict[int, int] = {}
+    for lineno, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text:
+            continue
+        key, sep, value = text.rpartition(":")
+        if sep and key.strip() not in ('"id"', "id"):
+            raise ValueError(f"{path}, line {lineno}: expected '\"id\":N' or 'N', got {line!r}")
+        try:
+            row = int(value)
+        except ValueError:
+            raise ValueError(f"{path}, line {lineno}: expected '\"id\":N' or 'N', got {line!r}") from None
+        if row < 0:
+            raise ValueError(f"{path}, line {lineno}: negative id {row}")
+        if row in first_line:
+            raise ValueError(f"{path}, line {lineno}: id {row} already listed on line {first_line[row]}")
+        first_line[row] = lineno
+        out.append((lineno, row))
+    if not out:
+        raise ValueError(f"id list {path} is empty")
+    return out
+
+
+def _listed_ids(mix: str, path: str, by_id: pd.DataFrame) -> list[str]:
+    """Parsed-row ids (``g{row:05d}``) of the rows an id list names, checked against the data."""
+    ids = []
+    for lineno, row in read_id_list(path):
+        key = f"g{row:05d}"
+        if key not in by_id.index:
+            raise ValueError(
+                f"mix {mix!r}: {path}, line {lineno}: id {row} is not a parsed row of guanaco_raw "
+                f"({len(by_id)} parsed rows; the row is missing from the source or was rejected, see guanaco_rejected)"
+            )
+        ids.append(key)
+    return ids
 
 
 def _mt_blocks(orders: dict[str, list[str]], mixing: MixingParams, n_languages: int) -> dict[str, list[str]]:
