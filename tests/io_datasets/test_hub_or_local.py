@@ -183,3 +183,55 @@ def test_real_xquad_and_xnli_files_per_language(shared_data):
     assert xnli.groupby("lang").size().to_dict() == {"bg": 2490, "en": 2490}
     assert set(xnli["label"]) == {"entailment", "neutral", "contradiction"}
     assert xnli[xnli["lang"] == "en"]["id"].tolist() == xnli[xnli["lang"] == "bg"]["id"].tolist()
+
+
+# --------------------------------------------------------------------------- URLs (fsspec)
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """A real local HTTP server over ``tmp_path``; yields its base URL."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # keep test output quiet
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_per_language_urls_load_like_local_files(http_dir):
+    # The paper's AlpacaEval translations are JSON lines named .json, one file per language.
+    folder, base = http_dir
+    for lang, word in (("en", "Say hi"), ("de", "Sag hallo")):
+        _write_jsonl(folder / f"alpaca_eval_instructions_{lang}.json", [{"instruction": f"{word} {i}"} for i in range(3)])
+    source = {lang: f"{base}/alpaca_eval_instructions_{lang}.json" for lang in ("en", "de")}
+    ds = HubOrLocalDataset(source=source)
+    frame = ds.load()
+    assert frame["lang"].tolist() == ["en"] * 3 + ["de"] * 3
+    assert frame["id"].tolist() == ["00000", "00001", "00002"] * 2
+    assert frame.loc[frame["lang"] == "de", "instruction"].tolist() == [f"Sag hallo {i}" for i in range(3)]
+    assert ds.exists()
+    assert not HubOrLocalDataset(source=f"{base}/missing.json").exists()
+
+
+def test_url_errors_name_the_url_and_line(http_dir):
+    import fsspec
+
+    folder, base = http_dir
+    (folder / "bad.jsonl").write_text('{"instruction": "ok"}\n{"instruction": \n', encoding="utf-8")
+    with pytest.raises(DatasetError, match=rf"{base}/bad\.jsonl, line 2: invalid JSON"):
+        HubOrLocalDataset(source=f"{base}/bad.jsonl").load()
+    with pytest.raises(DatasetError, match=rf"{base}/absent\.jsonl: cannot read"):
+        HubOrLocalDataset(source=f"{base}/absent.jsonl").load()
+    with fsspec.open("memory://hub-or-local/rows.tsv", "wb") as fh:
+        fh.write(b"premise\thypothesis\nA\tB\n")
+    frame = HubOrLocalDataset(source="memory://hub-or-local/rows.tsv").load()
+    assert frame.to_dict("records") == [{"premise": "A", "hypothesis": "B"}]

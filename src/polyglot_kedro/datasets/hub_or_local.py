@@ -1,7 +1,8 @@
-"""A read-only raw dataset: a local file, or else a Hugging Face Hub dataset id.
+"""A read-only raw dataset: a local file, a URL (fsspec), or else a Hugging Face Hub dataset id.
 
 The same catalog entry serves the offline demo (a local JSON lines file) and
-paper scale (a Hub id): ``source`` comes from ``conf/<env>/globals.yml``.
+paper scale (a Hub id, or the paper's own files at a pinned commit over
+``https://``): ``source`` comes from ``conf/<env>/globals.yml``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ _SUFFIX_FORMAT = {".jsonl": "jsonl", ".json": "json", ".tsv": "tsv"}
 
 
 class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
-    """Load ``source`` as a DataFrame: a local file if it exists, else a Hub dataset.
+    """Load ``source`` as a DataFrame: a local file if it exists, a URL, else a Hub dataset.
 
     Local formats: ``jsonl`` (one JSON object per line), ``json`` (an array of
     records; a file that is not an array is read as JSON lines), ``tsv``
     (tab-separated, no quoting; column names from ``load_args: {names: [...]}``),
     ``squad`` (SQuAD v1.1 JSON flattened to ``id, title, context, question,
     answers`` with ``answers`` a list of answer strings). ``auto`` picks by
-    suffix (``.jsonl``/``.json``/``.tsv``). For a Hub id,
+    suffix (``.jsonl``/``.json``/``.tsv``). A source with a protocol
+    (``https://...``, ``s3://...``, any fsspec URL) is read through fsspec
+    and parsed like a local file of that format. For a Hub id,
     ``datasets.load_dataset(source, split=split, revision=revision, **load_args)``
     (e.g. ``load_args: {name: de}`` for a config).
 
@@ -129,7 +132,10 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
         seen: set[str] = set()
         for lang, spec in self._specs():
             path = Path(spec["source"])
-            frame = _load_local(path, spec) if path.exists() else _load_hub(spec)
+            if _is_url(spec["source"]):
+                frame = _load_url(spec)
+            else:
+                frame = _load_local(path, spec) if path.exists() else _load_hub(spec)
             if lang is not None:
                 if "id" not in frame.columns:
                     frame.insert(0, "id", [f"{i:05d}" for i in range(len(frame))])
@@ -159,7 +165,23 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
         raise DatasetError(f"HubOrLocalDataset is read-only (source {self._source})")
 
     def _exists(self) -> bool:
-        return all(Path(spec["source"]).exists() for _, spec in self._specs())
+        import fsspec
+
+        def exists(source: str) -> bool:
+            if _is_url(source):
+                fs, path = fsspec.core.url_to_fs(source)
+                return fs.exists(path)
+            return Path(source).exists()
+
+        return all(exists(spec["source"]) for _, spec in self._specs())
+
+
+def _is_url(source: str) -> bool:
+    """A source with an fsspec protocol (``https://``, ``s3://``, ``memory://``); not a Windows drive."""
+    import fsspec
+
+    protocol, _ = fsspec.core.split_protocol(source)
+    return protocol not in (None, "file") and len(protocol) > 1
 
 
 def _local_format(path: Path, fmt: str) -> str:
@@ -172,14 +194,31 @@ def _local_format(path: Path, fmt: str) -> str:
 
 
 def _load_local(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
-    fmt = _local_format(path, spec["format"])
+    return _parse(str(path), _local_format(path, spec["format"]), path.read_bytes(), spec["load_args"])
+
+
+def _load_url(spec: dict[str, Any]) -> pd.DataFrame:
+    import fsspec
+
+    url = spec["source"]
+    fmt = _local_format(Path(url.split("?", 1)[0]), spec["format"])
+    try:
+        with fsspec.open(url, "rb") as fh:
+            data = fh.read()
+    except (OSError, ValueError, ImportError) as exc:
+        raise DatasetError(f"{url}: cannot read ({type(exc).__name__}: {exc})") from exc
+    return _parse(url, fmt, data, spec["load_args"])
+
+
+def _parse(name: str, fmt: str, data: bytes, load_args: dict[str, Any]) -> pd.DataFrame:
+    """Parse a file's bytes; ``name`` (path or URL) is what error messages cite."""
     if fmt == "jsonl":
-        return pd.DataFrame(_read_jsonl(path))
+        return pd.DataFrame(_read_jsonl(name, data))
     if fmt == "json":
-        return _read_json(path)
+        return _read_json(name, data)
     if fmt == "tsv":
-        return _read_tsv(path, spec["load_args"])
-    return _read_squad(path)
+        return _read_tsv(name, data, load_args)
+    return _read_squad(name, data)
 
 
 def _load_hub(spec: dict[str, Any]) -> pd.DataFrame:
@@ -199,64 +238,68 @@ def _load_hub(spec: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def _read_jsonl(name: str, data: bytes) -> list[dict[str, Any]]:
     rows = []
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DatasetError(
-                    f"{path}, line {lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
-                ) from exc
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DatasetError(f"{path}, line {lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"{name}, line {lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+            ) from exc
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{name}, line {lineno}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise DatasetError(f"{name}, line {lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
     return rows
 
 
-def _read_json(path: Path) -> pd.DataFrame:
+def _decode(name: str, data: bytes) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DatasetError(f"{path}, line {line}: not UTF-8 ({exc.reason})") from exc
+        line = data[: exc.start].count(b"\n") + 1
+        raise DatasetError(f"{name}, line {line}: not UTF-8 ({exc.reason})") from exc
+
+
+def _read_json(name: str, data: bytes) -> pd.DataFrame:
+    text = _decode(name, data)
     try:
-        data = json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         # Several "JSON" files in the wild (e.g. the paper's) are JSON lines.
         if exc.msg == "Extra data":
-            return pd.DataFrame(_read_jsonl(path))
-        raise DatasetError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg})") from exc
-    if isinstance(data, dict):
-        data = [data]
-    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-        raise DatasetError(f"{path}: expected a JSON array of objects")
-    return pd.DataFrame(data)
+            return pd.DataFrame(_read_jsonl(name, data))
+        raise DatasetError(f"{name}: invalid JSON at line {exc.lineno} ({exc.msg})") from exc
+    if isinstance(parsed, dict):
+        parsed = [parsed]
+    if not isinstance(parsed, list) or not all(isinstance(r, dict) for r in parsed):
+        raise DatasetError(f"{name}: expected a JSON array of objects")
+    return pd.DataFrame(parsed)
 
 
-def _read_tsv(path: Path, load_args: dict[str, Any]) -> pd.DataFrame:
+def _read_tsv(name: str, data: bytes, load_args: dict[str, Any]) -> pd.DataFrame:
     import csv
+    import io
 
     names = load_args.get("names")
     try:
         return pd.read_csv(
-            path, sep="\t", header=None if names else 0, names=names, quoting=csv.QUOTE_NONE,
+            io.BytesIO(data), sep="\t", header=None if names else 0, names=names, quoting=csv.QUOTE_NONE,
             dtype=str, keep_default_na=False,
         )
     except pd.errors.ParserError as exc:
-        raise DatasetError(f"{path}: cannot parse TSV: {exc}") from exc
+        raise DatasetError(f"{name}: cannot parse TSV: {exc}") from exc
 
 
-def _read_squad(path: Path) -> pd.DataFrame:
+def _read_squad(name: str, data: bytes) -> pd.DataFrame:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        parsed = json.loads(_decode(name, data))
         rows = [
             {
                 "id": qa["id"],
@@ -265,12 +308,12 @@ def _read_squad(path: Path) -> pd.DataFrame:
                 "question": qa["question"],
                 "answers": [a["text"] for a in qa["answers"]],
             }
-            for article in data["data"]
+            for article in parsed["data"]
             for para in article["paragraphs"]
             for qa in para["qas"]
         ]
     except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: invalid JSON at line {exc.lineno} ({exc.msg})") from exc
+        raise DatasetError(f"{name}: invalid JSON at line {exc.lineno} ({exc.msg})") from exc
     except (KeyError, TypeError) as exc:
-        raise DatasetError(f"{path}: not SQuAD v1.1 JSON (missing field {exc})") from exc
+        raise DatasetError(f"{name}: not SQuAD v1.1 JSON (missing field {exc})") from exc
     return pd.DataFrame(rows, columns=["id", "title", "context", "question", "answers"])
