@@ -19,7 +19,7 @@ from polyglot_kedro.pipelines.data_mixing.nodes import DataMixingParams, build_m
 from polyglot_kedro.pipelines.finetuning.nodes import FinetuningParams
 from polyglot_kedro.pipelines.inference.nodes import InferenceParams
 from polyglot_kedro.pipelines.judging.nodes import JudgingParams
-from polyglot_kedro.pipelines.reporting.nodes import ReportingParams
+from polyglot_kedro.pipelines.reporting.params import ReportingParams
 from polyglot_kedro.pipelines.translation.nodes import TranslationParams
 from polyglot_kedro.settings import CONFIG_LOADER_ARGS
 

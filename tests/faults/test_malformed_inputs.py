@@ -15,7 +15,7 @@ from polyglot_kedro.datasets.hub_or_local import HubOrLocalDataset
 from polyglot_kedro.pipelines.data_mixing import nodes as mixing
 from polyglot_kedro.pipelines.finetuning.nodes import training_rows
 from polyglot_kedro.pipelines.judging import nodes as judging
-from polyglot_kedro.pipelines.reporting.nodes import combine_scores
+from polyglot_kedro.pipelines.reporting.inputs import combine_scores
 from polyglot_kedro.pipelines.translation import nodes as translation
 from polyglot_kedro.tasks import build_chat_prompts
 
@@ -76,7 +76,7 @@ def _missing_column_cases():
         ("judging.score_tasks", "reference",
          lambda: judging.score_tasks(gen.drop(columns="reference"), None, pd.DataFrame(), pd.DataFrame())),
         ("reporting.combine_scores", "metric",
-         lambda: combine_scores(pd.DataFrame({"mix": ["mono"], "score": [1.0]}), mix_names=["mono"])),
+         lambda: combine_scores(mono=pd.DataFrame({"mix": ["mono"], "score": [1.0]}))),
     ]  # fmt: skip
 
 

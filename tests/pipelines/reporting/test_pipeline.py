@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import re
@@ -25,7 +26,7 @@ from polyglot_kedro.pipelines.reporting import create_pipeline
 
 @pytest.fixture
 def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_params, language_groups, mix_summary,
-               language_distribution, usage):
+               language_distribution, usage, run_info):
     def run():
         out = tmp_path / "08_reporting"
         datasets = {
@@ -37,6 +38,7 @@ def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_par
             "params:data_mixing": MemoryDataset(data_mixing_params),
             "params:language_groups": MemoryDataset(language_groups),
             "params:model": MemoryDataset("tiny_llama"),
+            "run_info": MemoryDataset(run_info),
             "report_figure_manifest": MemoryDataset(copy_mode="assign"),
             **{f"report_{name}": CSVDataset(filepath=str(out / f"{name}.csv"), save_args={"index": False})
                for name in ("aggregates", "significance", "costs", "training_metrics", "figure_numbers")},
@@ -84,11 +86,18 @@ def test_pipeline_writes_report_with_missing_task_noted(run_report):
 def test_pipeline_wiring():
     mixes = mix_specs({"mono": {"kind": "mono"}, "base": {"kind": "untuned"}})
     pipe = create_pipeline(mixes)
+    # each mix's dataset is a named (keyword) input kedro-viz shows; nothing bound behind Kedro's back
+    assert not any(isinstance(n.func, functools.partial) for n in pipe.nodes)
+    combine = next(n for n in pipe.nodes if n.name == "combine_scores")
+    assert set(combine.inputs) == {"report_paper_results", "base.scores", "mono.scores"}
+    assert {"run_info", "params:reporting"} <= pipe.inputs()
     assert "base.training_metrics" not in pipe.inputs() and "mono.training_metrics" in pipe.inputs()
     assert {"base.scores", "mono.scores", "translation_usage"} <= pipe.inputs()
     assert "translation_usage" not in create_pipeline(mixes, with_translation_usage=False).inputs()
     assert {"report_html", "report_figures", "report_tables_md"} <= pipe.outputs()
     assert len(create_pipeline(None).nodes) == 0
+    with pytest.raises(ValueError, match="reserved"):
+        create_pipeline(mix_specs({"paper_results": {"kind": "mono"}}))
 
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "screenshot_report.py"

@@ -1,4 +1,7 @@
-"""Bar charts in the paper's layout (matplotlib, Agg backend).
+"""Drawing primitives: bar charts in the paper's layout (``matplotlib.figure.Figure`` objects).
+
+Figures are built as ``Figure`` objects, never through pyplot, so no global
+figure state is left behind and no backend is chosen at import time.
 
 Each bar patch carries ``gid = "<series>|<language>"`` so tests (and anyone
 post-processing the SVG/figure) can find a bar; a bar is hatched (``//``)
@@ -11,21 +14,13 @@ import base64
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import matplotlib
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-FigureId = Literal[
-    "fig1_io_lang_agreement", "fig2_helpfulness", "fig3_xquad", "fig4_xcsqa", "fig5_xnli",
-    "fig6_native_vs_mt", "fig7_model_size",
-]
+_COLORS = matplotlib.colormaps["tab10"]
 HATCH = "//"
 METRIC_LABELS = {
     "io_lang_agreement": "IO language agreement",
@@ -100,7 +95,6 @@ def _yerr(row: pd.Series, bars: str) -> list[list[float]]:
 
 def _bars(ax, table: pd.DataFrame, categories: Sequence[str], series: Sequence[str], series_col: str,
           cat_col: str, hatched: Mapping[str, set[str]] | None, bars: str) -> None:
-    colors = plt.get_cmap("tab10")
     width = 0.8 / max(len(series), 1)
     lookup = {(r[series_col], r[cat_col]): r for _, r in table.iterrows()}
     for i, s in enumerate(series):
@@ -109,7 +103,7 @@ def _bars(ax, table: pd.DataFrame, categories: Sequence[str], series: Sequence[s
             if row is None:
                 continue
             is_hatched = bool(hatched) and cat in hatched.get(s, set())
-            container = ax.bar([j - 0.4 + width * (i + 0.5)], [row["mean"]], width, color=colors(i % 10),
+            container = ax.bar([j - 0.4 + width * (i + 0.5)], [row["mean"]], width, color=_COLORS(i % 10),
                                edgecolor="black", linewidth=0.5, hatch=HATCH if is_hatched else None,
                                yerr=_yerr(row, bars), capsize=2, error_kw={"linewidth": 0.8})
             container.patches[0].set_gid(f"{s}|{cat}")
@@ -119,8 +113,7 @@ def _bars(ax, table: pd.DataFrame, categories: Sequence[str], series: Sequence[s
 
 
 def _legend(fig: Figure, series: Sequence[str], hatch_note: bool) -> None:
-    colors = plt.get_cmap("tab10")
-    handles = [Patch(facecolor=colors(i % 10), edgecolor="black", label=s) for i, s in enumerate(series)]
+    handles = [Patch(facecolor=_COLORS(i % 10), edgecolor="black", label=s) for i, s in enumerate(series)]
     if hatch_note:
         handles.append(Patch(facecolor="white", edgecolor="black", hatch=HATCH, label="in finetuning data"))
     fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 7), frameon=False,
@@ -144,8 +137,8 @@ def draw_language_bars(sub: pd.DataFrame, spec: LanguageFigure, languages: Seque
     """
     panels = [ps for ps in spec.prompt_settings if ps in set(sub["prompt_setting"])] or [None]
     langs = [lang for lang in languages if lang in set(sub["lang"])]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.55 * len(langs) * max(len(mixes), 1) / 2 + 3),
-                                                     3.2 * len(panels)), squeeze=False)
+    fig = Figure(figsize=(max(6.0, 0.55 * len(langs) * max(len(mixes), 1) / 2 + 3), 3.2 * len(panels)))
+    axes = fig.subplots(len(panels), 1, squeeze=False)
     for ax, ps in zip(axes[:, 0], panels):
         table = sub if ps is None else sub[sub["prompt_setting"] == ps]
         _bars(ax, table, langs, mixes, "mix", "lang", hatched, bars)
@@ -162,7 +155,8 @@ def draw_native_vs_mt(sub: pd.DataFrame, pairs: Sequence[tuple[str, str]], langu
                       hatched: Mapping[str, set[str]], bars: str) -> Figure:
     """Fig. 6: per language, a native multi-i mix next to its mt twin; one row per chat metric."""
     metrics = [m for m in ("helpfulness", "io_lang_agreement") if m in set(sub["metric"])]
-    fig, axes = plt.subplots(len(metrics), len(pairs), figsize=(6.5 * len(pairs), 3.2 * len(metrics)), squeeze=False)
+    fig = Figure(figsize=(6.5 * len(pairs), 3.2 * len(metrics)))
+    axes = fig.subplots(len(metrics), len(pairs), squeeze=False)
     for r, metric in enumerate(metrics):
         for c, (a, b) in enumerate(pairs):
             table = sub[(sub["metric"] == metric) & sub["mix"].isin([a, b])]
@@ -178,7 +172,8 @@ def draw_native_vs_mt(sub: pd.DataFrame, pairs: Sequence[tuple[str, str]], langu
 def draw_model_sizes(pooled: pd.DataFrame, mixes: Sequence[str], models: Sequence[str], metric: str,
                      bars: str) -> Figure:
     """Fig. 7: per mix, one bar per model (metric pooled over languages)."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(mixes) + 2), 3.4))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(mixes) + 2), 3.4))
+    ax = fig.subplots()
     _bars(ax, pooled, mixes, models, "model", "mix", None, bars)
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_title("Model size comparison", fontsize=10)

@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from polyglot_kedro.config import MixSpec
 
-from .nodes import (
-    aggregate_scores,
-    collect_training_metrics,
-    combine_scores,
-    compare_mixes,
-    count_invalid,
-    draw_figures,
-    render_report,
-    render_tables_markdown,
-    summarize_costs,
-)
+from .draw import draw_figures
+from .inputs import collect_training_metrics, combine_scores, summarize_costs
+from .paper_results import load_paper_results
+from .render import render_report, render_tables_markdown
+from .statistics import aggregate_scores, compare_mixes, count_invalid
 
-
-def _for_mixes(func: Callable, names: list[str]) -> Callable:
-    """``func`` with its ``mix_names`` bound (the node's inputs are one dataset per mix)."""
-    return functools.update_wrapper(functools.partial(func, mix_names=names), func)
+# Keyword names the combining nodes take besides one keyword per mix.
+_RESERVED = {"paper_results", "translation_usage"}
 
 
 def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation_usage: bool = True,
                     **kwargs) -> Pipeline:
     """Reporting over all mixes: ``{mix}.scores`` -> ``report_*``.
+
+    The per-mix datasets are dict inputs (``{mix: "<mix>.scores"}``): each
+    mix's name is the keyword its frame is passed under.
 
     Args:
         mixes: the experiment grid (``grid.load_mixes``); ``None`` or empty
@@ -39,20 +31,27 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
 
     Returns:
         The reporting pipeline.
+
+    Raises:
+        ValueError: a mix is named like one of the nodes' own inputs.
     """
     names = list(mixes or {})
     if not names:
         return Pipeline([])
+    clash = sorted(_RESERVED & set(names))
+    if clash:
+        raise ValueError(f"mix names {clash} are reserved by the reporting pipeline; rename the mix")
     trained = [n for n, spec in mixes.items() if spec.kind != "untuned"]
-    usage_inputs = (["translation_usage"] if with_translation_usage else []) + [f"{m}.judging_usage" for m in names]
-    usage_names = ([""] if with_translation_usage else []) + names
+    usage = {m: f"{m}.judging_usage" for m in names}
+    if with_translation_usage:
+        usage["translation_usage"] = "translation_usage"
     return pipeline(
         [
-            node(_for_mixes(combine_scores, names), [f"{m}.scores" for m in names], "report_scores",
-                 name="combine_scores"),
-            node(_for_mixes(summarize_costs, usage_names), usage_inputs, "report_costs",
-                 name="summarize_costs"),
-            node(_for_mixes(collect_training_metrics, trained), [f"{m}.training_metrics" for m in trained],
+            node(load_paper_results, "params:reporting", "report_paper_results", name="load_paper_results"),
+            node(combine_scores, {"paper_results": "report_paper_results", **{m: f"{m}.scores" for m in names}},
+                 "report_scores", name="combine_scores"),
+            node(summarize_costs, usage, "report_costs", name="summarize_costs"),
+            node(collect_training_metrics, {m: f"{m}.training_metrics" for m in trained},
                  "report_training_metrics", name="collect_training_metrics"),
             node(aggregate_scores, ["report_scores", "params:reporting"], "report_aggregates", name="aggregate_scores"),
             node(compare_mixes, ["report_scores", "params:mixes", "params:reporting"], "report_significance",
@@ -76,10 +75,9 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
                 render_report,
                 ["report_figure_manifest", "report_significance", "report_invalid_counts", "report_costs",
                  "mix_summary", "language_distribution", "report_training_metrics", "report_scores",
-                 "params:mixes", "params:model", "params:reporting"],
+                 "params:mixes", "params:model", "params:reporting", "run_info"],
                 "report_html",
                 name="render_report",
             ),
         ]
     )
-

@@ -1,0 +1,137 @@
+"""The report's figures: which of Figs. 1-7 can be drawn, from which rows, with which captions.
+
+The drawing itself is in :mod:`.figures`; this module is the ``draw_figures``
+node that picks the data, orders mixes and languages and records every
+drawn bar's numbers beside the embeddable PNG.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from polyglot_kedro.config import mix_specs
+
+from . import figures
+from .languages import finetuning_languages
+from .paper_results import PAPER_MODEL
+from .params import ReportingParams
+from .statistics import GROUP_KEYS, STAT_COLUMNS, native_twin, pooled_summary
+
+
+def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str, Any],
+                 data_mixing: dict[str, Any], language_groups: dict[str, list[str]],
+                 mix_summary: pd.DataFrame, language_distribution: pd.DataFrame,
+                 params: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """Figures 1-7 of the paper's layout, their numbers, and the embeddable PNGs.
+
+    A figure whose data is missing is not drawn; a note says why.
+
+    Args:
+        aggregates: output of :func:`aggregate_scores`.
+        scores: the combined tidy scores (Fig. 7 pools over languages).
+        mixes: ``params:mixes``.
+        data_mixing: ``params:data_mixing``.
+        language_groups: ``params:language_groups`` (high/mid/low lists).
+        mix_summary: data_mixing's per-mix summary.
+        language_distribution: data_mixing's language distribution.
+        params: ``params:reporting``.
+
+    Returns:
+        (``{"<figure id>.png": Figure}`` for the catalog, the numbers of every
+        drawn bar with a ``figure`` column, a manifest ``{"figures": [{id,
+        title, caption, error_bars, png_base64}], "notes": [...]}``).
+    """
+    p = ReportingParams.model_validate(params)
+    hatch, notes = finetuning_languages(mixes, data_mixing, mix_summary, language_distribution)
+    specs = mix_specs(mixes)
+    present = list(pd.unique(aggregates["mix"])) if len(aggregates) else []
+    unknown = [m for m in present if m not in specs]
+    if unknown:
+        notes.append(f"Mixes {unknown} are not in params:mixes: their bars are not hatched.")
+    mix_order = [m for m in specs if m in present] + unknown
+    languages = figures.ordered_languages(language_groups, aggregates["lang"].unique() if len(aggregates) else [])
+    specs_list = figures.figure_specs(p.xquad_metric)
+    drawn: dict[str, Any] = {}
+    numbers = []
+    manifest: dict[str, Any] = {"figures": [], "notes": notes}
+    models = sorted(pd.unique(aggregates["model"])) if len(aggregates) else []
+    main_model = _main_model(aggregates)
+
+    for spec in specs_list:
+        sub = aggregates[(aggregates["task"] == spec.task) & (aggregates["metric"] == spec.metric)]
+        if spec.prompt_settings:
+            sub = sub[sub["prompt_setting"].isin(spec.prompt_settings)]
+        sub = sub[sub["n"] > 0]
+        if sub.empty:
+            notes.append(f"{spec.label} ({spec.title}) skipped: no valid '{spec.metric}' scores for task '{spec.task}'.")
+            continue
+        missing = [m for m in mix_order if m not in set(sub["mix"])]
+        if missing:
+            notes.append(f"{spec.label}: no '{spec.metric}' scores for mixes {missing}.")
+        bars = p.bars_for(spec.id)
+        # With several models the per-language figures show the main one; Fig. 7 compares sizes.
+        model = main_model
+        if len(models) > 1:
+            notes.append(f"{spec.label} shows model '{model}'; Fig. 7 compares models.")
+        sub = sub[sub["model"] == model]
+        fig = figures.draw_language_bars(sub, spec, languages, [m for m in mix_order if m in set(sub["mix"])],
+                                      hatch, bars)
+        _record(drawn, numbers, manifest, fig, spec.id, spec.title, sub, bars, p, hatched=True,
+                extra=f"Model: {model}.")
+
+    pairs = [(twin, m) for m in mix_order if m in specs and specs[m].source == "mt"
+             for twin in [native_twin(m, specs, mix_order)] if twin]
+    fig6_id, fig6_title = "fig6_native_vs_mt", "Native vs machine-translated non-English training examples"
+    chat = aggregates[(aggregates["task"] == "chat") & (aggregates["n"] > 0)]
+    with_both = [(a, b) for a, b in pairs if {a, b} <= set(chat["mix"])]
+    if not with_both:
+        notes.append(f"Fig. 6 ({fig6_title}) skipped: no pair of a native multi-i mix and its mt twin with chat results.")
+    else:
+        bars = p.bars_for(fig6_id)
+        model = _main_model(chat[chat["mix"].isin({m for pair in with_both for m in pair})])
+        sub = chat[(chat["model"] == model) & chat["mix"].isin({m for pair in with_both for m in pair})]
+        fig = figures.draw_native_vs_mt(sub, with_both, languages, hatch, bars)
+        _record(drawn, numbers, manifest, fig, fig6_id, fig6_title, sub, bars, p, hatched=True,
+                extra=f"Model: {model}. Pairs: " + ", ".join(f"{a} vs {b}" for a, b in with_both) + ".")
+
+    fig7_id, fig7_title = "fig7_model_size", "Model size comparison"
+    if len(models) < 2:
+        notes.append(f"Fig. 7 ({fig7_title}) skipped: results for only {len(models)} model(s).")
+    else:
+        pooled = pooled_summary(scores, p.size_metric, params)
+        if pooled.empty:
+            notes.append(f"Fig. 7 ({fig7_title}) skipped: no valid '{p.size_metric}' scores.")
+        else:
+            bars = p.bars_for(fig7_id)
+            fig = figures.draw_model_sizes(pooled, [m for m in mix_order if m in set(pooled["mix"])], models,
+                                        p.size_metric, bars)
+            _record(drawn, numbers, manifest, fig, fig7_id, fig7_title, pooled, bars, p, hatched=False,
+                    extra=f"'{p.size_metric}' pooled over all languages and prompt settings.")
+
+    numbers_df = pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame(
+        columns=["figure", "error_bars", *GROUP_KEYS, *STAT_COLUMNS])
+    return drawn, numbers_df, manifest
+
+
+def _main_model(aggregates: pd.DataFrame) -> str | None:
+    """The model drawn in the per-language figures: ours before the paper's, then most mixes, most rows, name."""
+    if aggregates.empty:
+        return None
+    stats = aggregates.groupby("model").agg(mixes=("mix", "nunique"), rows=("n", "sum")).reset_index()
+    stats["paper"] = stats["model"].astype(str) == PAPER_MODEL
+    stats = stats.sort_values(["paper", "mixes", "rows", "model"], ascending=[True, False, False, True])
+    return str(stats["model"].iloc[0])
+
+
+def _record(drawn: dict[str, Figure], numbers: list[pd.DataFrame], manifest: dict[str, Any], fig: Figure, fig_id: str,
+            title: str, sub: pd.DataFrame, bars: str, p: ReportingParams, *, hatched: bool, extra: str) -> None:
+    drawn[f"{fig_id}.png"] = fig
+    numbers.append(sub.assign(figure=fig_id, error_bars=bars)[["figure", "error_bars", *GROUP_KEYS, *STAT_COLUMNS]])
+    manifest["figures"].append({
+        "id": fig_id, "title": title, "error_bars": bars,
+        "caption": figures.caption(bars, p.ci_level, p.n_boot, hatched=hatched, extra=extra),
+        "png_base64": figures.to_base64_png(fig),
+    })
