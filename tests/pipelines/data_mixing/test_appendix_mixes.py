@@ -161,3 +161,25 @@ def test_full_unfiltered_keeps_low_confidence_rows(lid_frame, params):
     assert len(out["guanaco_all"]) == len(lid_frame)
     assert len(out["guanaco"]) == int(lid_frame["keep"].sum()) < len(lid_frame)
     assert out["guanaco_all"]["id"].tolist() == sorted(lid_frame["id"])
+
+
+def test_lid_model_by_hub_id_reaches_the_identifier(monkeypatch, params):
+    seen = {}
+
+    class _Lid:
+        model_path = "laurievb/OpenLID"
+
+        def __init__(self, model, **kwargs):
+            seen.update(model=model, **kwargs)
+
+        def predict_many(self, texts):
+            return pd.DataFrame({"lang": ["en"] * len(texts), "lid_label": ["__label__eng_Latn"] * len(texts),
+                                 "lid_confidence": [0.9] * len(texts)})
+
+    monkeypatch.setattr(nodes, "LanguageIdentifier", _Lid)
+    lid = {"model_path": "laurievb/OpenLID", "revision": "a" * 40, "label_mode": "full_label", "min_confidence": 0.8}
+    parsed, _ = nodes.parse_guanaco_rows(_train_test_raw(2, 0), params)
+    out = nodes.identify_languages(parsed, {**params, "lid": lid})
+    assert seen == {"model": "laurievb/OpenLID", "max_chars": None, "revision": "a" * 40, "filename": None,
+                    "cache_dir": None, "label_mode": "full_label"}
+    assert out["keep"].all()

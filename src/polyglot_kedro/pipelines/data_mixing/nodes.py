@@ -42,7 +42,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from polyglot_kedro.config import MixSpec, StrictModel, mix_specs
-from polyglot_kedro.lid import LanguageIdentifier
+from polyglot_kedro.lid import LabelMode, LanguageIdentifier
 from polyglot_kedro.prompting import GuanacoParseError, Turn, parse_guanaco, plain_text
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,20 @@ class ParsingParams(StrictModel):
 
 
 class LidParams(StrictModel):
-    """``data_mixing.lid``: fastText model (``None`` = lid.176.ftz), the keep
-    threshold, and an optional prefix length (``None`` = whole conversation)."""
+    """``data_mixing.lid``: the fastText model, the keep threshold, and an
+    optional prefix length (``None`` = whole conversation).
+
+    ``model_path``: a local ``.bin``/``.ftz`` file, a Hub id
+    (``laurievb/OpenLID``, the paper's ``lid201-model.bin``) fetched at
+    ``revision``, or ``None`` for lid.176.ftz. ``label_mode``: how labels are
+    compared (``lid.LidConfig``).
+    """
 
     model_path: str | None = None
+    revision: str | None = None
+    filename: str | None = None
+    cache_dir: str | None = None
+    label_mode: LabelMode = "iso639_1"
     max_chars: int | None = Field(None, ge=1)
     min_confidence: float = Field(0.8, ge=0.0, le=1.0)
 
@@ -159,14 +169,17 @@ def identify_languages(guanaco_parsed: pd.DataFrame, params: dict[str, Any]) -> 
 
     Args:
         guanaco_parsed: output of ``parse_guanaco_rows``.
-        params: ``data_mixing`` parameters (``lid.model_path``, ``lid.min_confidence``).
+        params: ``data_mixing`` parameters (``lid``: model, revision, label mode, threshold).
 
     Returns:
         ``guanaco_parsed`` plus ``lang`` (ISO 639-1, else 639-3), ``lid_label``,
         ``lid_confidence`` and ``keep`` (confidence >= ``min_confidence``).
     """
     cfg = DataMixingParams.model_validate(params)
-    lid = LanguageIdentifier(cfg.lid.model_path, max_chars=cfg.lid.max_chars)
+    lid = LanguageIdentifier(
+        cfg.lid.model_path, max_chars=cfg.lid.max_chars, revision=cfg.lid.revision, filename=cfg.lid.filename,
+        cache_dir=cfg.lid.cache_dir, label_mode=cfg.lid.label_mode,
+    )  # fmt: skip
     texts = [plain_text([Turn(t["role"], t["content"]) for t in json.loads(s)]) for s in guanaco_parsed["turns"]]
     pred = lid.predict_many(texts)
     out = guanaco_parsed.reset_index(drop=True).copy()
