@@ -15,7 +15,7 @@ from kedro.runner import SequentialRunner
 from polyglot_kedro import modeling
 from polyglot_kedro.config import resolve_model
 from polyglot_kedro.datasets.model_folder import ModelFolderDataset
-from polyglot_kedro.pipelines.finetuning import create_model_pipeline
+from polyglot_kedro.pipelines.base_model import create_pipeline as create_model_pipeline
 
 CORPUS = [
     "### Human: What is the capital of France? ### Assistant: Paris is the capital of France.",
@@ -111,7 +111,7 @@ def test_model_pipeline_builds_base_model(tmp_path):
             "chat_prompts_raw": MemoryDataset(pd.DataFrame({"id": ["1"], "lang": ["ru"], "instruction": [CORPUS[3]]})),
             "params:model": MemoryDataset("tiny_llama"),
             "params:models": MemoryDataset({"tiny_llama": TINY}),
-            "params:finetuning": MemoryDataset({"prepare": {"work_dir": str(tmp_path / "prepared")}}),
+            "params:model_preparation": MemoryDataset({"work_dir": str(tmp_path / "prepared")}),
             "base_model": ModelFolderDataset(path=str(tmp_path / "06_models" / "base_model")),
         }
     )

@@ -1,16 +1,23 @@
 """Start-up hooks: fail before any node runs when the configuration is wrong,
+give each mix's namespace its name, record what the run is (``run_info``),
 and hand API keys from ``conf/local/credentials.yml`` to the LLM client."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import platform
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from polyglot_kedro.config import mix_specs, resolve_model
+from polyglot_kedro.pipelines import mix_name_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -65,3 +72,70 @@ class LLMCredentialsHook:
         exported = export_llm_keys(credentials or {}, context.params.get("llm_endpoints", {}))
         if exported:
             logger.info("LLM API key(s) from credentials.yml exported to %s", ", ".join(sorted(set(exported))))
+
+
+class MixNameParamsHook:
+    """Puts ``params:<mix>.mix_name`` (the mix's name) into the catalog for every mix of the run.
+
+    ``per_mix`` namespaces the base pipelines' ``params:mix_name`` input; this
+    is where its per-namespace value comes from (no YAML lists the names twice).
+    """
+
+    @hook_impl
+    def after_catalog_created(self, catalog, parameters: dict[str, Any]) -> None:
+        mixes = (parameters or {}).get("mixes") or {}
+        for name, value in mix_name_inputs(m for m, spec in mixes.items() if spec is not None).items():
+            catalog[name] = value
+
+
+def git_state(path: str | Path) -> tuple[str | None, bool | None]:
+    """``(commit, dirty)`` of the git checkout at ``path``; ``(None, None)`` outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                                capture_output=True, text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return commit or None, bool(status.strip())
+
+
+def params_sha256(parameters: dict[str, Any]) -> str:
+    """A stable hash of the resolved parameters (key order does not matter)."""
+    blob = json.dumps(parameters, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class RunInfoHook:
+    """Adds the free input dataset ``run_info``: what this run is, for the report's manifest.
+
+    Keys: ``git_commit``, ``git_dirty``, ``env``, ``params_sha256``,
+    ``save_version``, ``load_versions``, ``kedro_version``, ``python``. It is
+    computed here, once, so reporting nodes stay pure.
+    """
+
+    def __init__(self) -> None:
+        self._env: str | None = None
+        self._project_path: Path | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._env = context.env
+        self._project_path = Path(context.project_path)
+
+    @hook_impl
+    def after_catalog_created(self, catalog, parameters: dict[str, Any], save_version: str,
+                              load_versions: dict[str, str]) -> None:
+        import kedro
+
+        commit, dirty = git_state(self._project_path or Path.cwd())
+        catalog["run_info"] = {
+            "git_commit": commit,
+            "git_dirty": dirty,
+            "env": self._env,
+            "params_sha256": params_sha256(parameters or {}),
+            "save_version": save_version,
+            "load_versions": dict(load_versions or {}),
+            "kedro_version": kedro.__version__,
+            "python": platform.python_version(),
+        }

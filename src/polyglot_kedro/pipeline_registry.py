@@ -5,6 +5,7 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline
 
 from polyglot_kedro.grid import load_mixes
+from polyglot_kedro.pipelines import base_model as base_model_stage
 from polyglot_kedro.pipelines import data_mixing, finetuning, inference, judging, reporting, translation
 
 
@@ -19,7 +20,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     # The base model folder (built, converted or downloaded once; reused when
     # unchanged) is needed by several stages: each registered pipeline that
     # reads it includes the node, so it runs on its own from a fresh clone.
-    base_model = finetuning.create_model_pipeline()
+    base_model = base_model_stage.create_pipeline()
     stages = {
         "data_mixing": data_mixing.create_pipeline(mixes=mixes) + base_model,
         "translation": translation.create_pipeline(mixes=mixes) + base_model,

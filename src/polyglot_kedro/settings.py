@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from polyglot_kedro.hooks import LLMCredentialsHook, ValidateParamsHook
+from polyglot_kedro.hooks import LLMCredentialsHook, MixNameParamsHook, RunInfoHook, ValidateParamsHook
 
-HOOKS = (ValidateParamsHook(), LLMCredentialsHook())
+HOOKS = (ValidateParamsHook(), MixNameParamsHook(), RunInfoHook(), LLMCredentialsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -13,3 +13,9 @@ CONFIG_LOADER_ARGS = {
     # conf/paper and conf/local then hold only the keys that differ.
     "merge_strategy": {"parameters": "soft"},
 }
+
+# One save version for every job of a grid run: the session id is
+# $POLYGLOT_GRID_RUN_ID when set (kedro grid submit; docs/CLUSTER.md).
+from polyglot_kedro.cluster.session import GridSession  # noqa: E402
+
+SESSION_CLASS = GridSession

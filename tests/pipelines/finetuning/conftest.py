@@ -67,7 +67,6 @@ def base_model(tmp_path_factory, models_registry, train_mix) -> str:
 def finetuning_params(tmp_path: Path) -> dict:
     """Fast CPU settings; each test gets its own checkpoint root."""
     return {
-        "prepare": {"work_dir": str(tmp_path / "prepared")},
         "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
         "learning_rate": 3e-3,
         "lr_scheduler": "constant",

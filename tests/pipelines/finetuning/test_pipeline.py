@@ -14,13 +14,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from polyglot_kedro.config import mix_specs
 from polyglot_kedro.datasets.model_folder import ModelFolderDataset
-from polyglot_kedro.pipelines.finetuning import create_model_pipeline, create_pipeline
+from polyglot_kedro.pipelines import mix_name_inputs
+from polyglot_kedro.pipelines.base_model import create_pipeline as create_model_pipeline
+from polyglot_kedro.pipelines.finetuning import create_pipeline
 
 
 def test_untuned_mixes_get_no_nodes():
     pipe = create_pipeline(mixes=mix_specs({"mono": {"kind": "mono"}, "base": {"kind": "untuned"}}))
     assert sorted(n.name for n in pipe.nodes) == ["mono.merge_adapter", "mono.train_adapter"]
-    assert pipe.inputs() == {"mono.train_mix", "base_model", "params:model", "params:models", "params:finetuning"}
+    assert pipe.inputs() == {"mono.train_mix", "base_model", "params:model", "params:models", "params:finetuning",
+                             "params:mono.mix_name"}
     assert create_model_pipeline().outputs() == {"base_model"}
 
 
@@ -36,6 +39,7 @@ def test_pipeline_trains_saves_and_merges(train_mix, base_model, models_registry
             "mono.adapter": ModelFolderDataset(path=str(tmp_path / "adapters" / "mono"), version=None),
             "mono.merged_model": ModelFolderDataset(path=str(tmp_path / "merged" / "mono"), move=True),
             "mono.training_metrics": MemoryDataset(copy_mode="assign"),
+            **{name: MemoryDataset(value) for name, value in mix_name_inputs(["mono"]).items()},
         }
     )
     SequentialRunner().run(pipe, catalog)
@@ -69,4 +73,4 @@ def test_merge_check_fails_above_tolerance(train_mix, base_model, models_registr
     # tolerance must trip the check.
     params = {**finetuning_params, "merge": {"max_abs_logit_diff": 1e-12}}
     with pytest.raises(ValueError, match="mix x: merged model logits differ"):
-        merge_adapter(adapter, base_model, "tiny_llama", models_registry, params, mix_name="x")
+        merge_adapter(adapter, base_model, "tiny_llama", models_registry, params, "x")

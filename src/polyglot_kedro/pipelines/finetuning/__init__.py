@@ -1,5 +1,5 @@
-"""Finetuning: base model preparation, LoRA training per mix (TRL + PEFT), merge."""
+"""Finetuning: LoRA training per mix (TRL + PEFT), merge and logit check."""
 
-from polyglot_kedro.pipelines.finetuning.pipeline import create_model_pipeline, create_pipeline
+from polyglot_kedro.pipelines.finetuning.pipeline import create_pipeline
 
-__all__ = ["create_model_pipeline", "create_pipeline"]
+__all__ = ["create_pipeline"]

@@ -8,26 +8,9 @@ from kedro.pipeline import Pipeline, node
 
 from polyglot_kedro.config import MixSpec
 from polyglot_kedro.pipelines import per_mix
-from polyglot_kedro.pipelines.finetuning.nodes import merge_adapter, prepare_base_model, train_adapter
+from polyglot_kedro.pipelines.finetuning.nodes import merge_adapter, train_adapter
 
 _GLOBAL_PARAMS = ["params:model", "params:models", "params:finetuning"]
-
-
-def create_model_pipeline(**kwargs: Any) -> Pipeline:
-    """One node: ``base_model`` (a folder) from the registry entry ``params:model``.
-
-    Shared by the finetuning pipeline and by inference on untuned mixes.
-    """
-    return Pipeline(
-        [
-            node(
-                prepare_base_model,
-                inputs=["guanaco_raw", "chat_prompts_raw", *_GLOBAL_PARAMS],
-                outputs="base_model",
-                name="prepare_base_model",
-            )
-        ]
-    )
 
 
 def create_base_pipeline() -> Pipeline:
@@ -36,13 +19,13 @@ def create_base_pipeline() -> Pipeline:
         [
             node(
                 train_adapter,
-                inputs=["train_mix", "base_model", *_GLOBAL_PARAMS],
+                inputs=["train_mix", "base_model", *_GLOBAL_PARAMS, "params:mix_name"],
                 outputs=["adapter", "training_metrics"],
                 name="train_adapter",
             ),
             node(
                 merge_adapter,
-                inputs=["adapter", "base_model", *_GLOBAL_PARAMS],
+                inputs=["adapter", "base_model", *_GLOBAL_PARAMS, "params:mix_name"],
                 outputs="merged_model",
                 name="merge_adapter",
             ),
@@ -55,7 +38,7 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, **kwargs: Any) -> P
 
     Mixes of kind ``untuned`` get no node (inference uses ``base_model``).
     The base-model node is not included: the registry adds
-    :func:`create_model_pipeline` where it is needed. Run one mix with
+    :mod:`polyglot_kedro.pipelines.base_model` where it is needed. Run one mix with
     ``kedro run --pipeline finetuning --namespaces <mix>``.
 
     Args:
