@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,26 @@ def copy_project(dest: Path) -> Path:
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Path:
     return copy_project(tmp_path)
+
+
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+
+def kedro_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``kedro <args>`` in ``project`` as a user runs it (offline, no telemetry, default env)."""
+    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.pop("KEDRO_ENV", None)
+    return subprocess.run([KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The README's main job (``kedro run``, embedded default) on a copy of the project, once per session.
+
+    Shared by every test that reads a finished run (MLflow store, notebook):
+    read it, run nothing more in it.
+    """
+    project = copy_project(tmp_path_factory.mktemp("default_run"))
+    result = kedro_cli(project, "run", timeout=1800)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return project

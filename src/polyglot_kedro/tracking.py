@@ -1,0 +1,193 @@
+"""MLflow mirror of a run's results: per-(task, language, mix) metrics.
+
+kedro-mlflow (a Kedro plugin, ``conf/<env>/mlflow.yml``) opens one MLflow run
+per ``kedro run``, logs the parameters every node reads, and its
+``MlflowArtifactDataset`` logs the report and figures from the catalog. Two
+things it has no mechanism for are here, in one hook:
+
+* the final scores. ``report_aggregates`` (one row per model, mix, task,
+  language, prompt setting and metric) becomes one MLflow metric per row on
+  the run (``multi3/chat/io_lang_agreement/de``) and the same numbers on one
+  nested run per mix (``chat/io_lang_agreement/de``, tagged ``mix``), so the
+  MLflow UI compares mixes side by side;
+* nested training runs. transformers' ``MLflowCallback`` (TRL's
+  ``report_to="mlflow"``) logs into an active run unless
+  ``MLFLOW_NESTED_RUN`` is set; with several mixes it would then overwrite
+  one mix's training arguments with the next (MLflow refuses that). The hook
+  sets it while a run is active, so each mix trains in its own nested run
+  (named by the trainer's ``run_name``), and the mix's metrics join it.
+
+Kedro's versioned datasets stay the source of truth; nothing here is read
+back by the pipeline. Without an active MLflow run (tracking disabled for the
+pipeline, or kedro-mlflow not installed) the hook does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+AGGREGATE_KEYS = ["model", "mix", "task", "lang", "prompt_setting", "metric", "mean"]
+MIX_TAG = "mix"
+MODEL_TAG = "model"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag for nested runs
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def _key(*parts: Any) -> str:
+    # MLflow keys allow letters, digits, _ - . space : /; a language such as
+    # zh-Hant or a prompt setting such as "en->de" must not break a key.
+    return "/".join("".join(c if c.isalnum() or c in "_-. :" else "_" for c in str(p)) for p in parts)
+
+
+def mix_metrics(aggregates: pd.DataFrame) -> dict[tuple[str, str], dict[str, float]]:
+    """The final scores of every (model, mix) as MLflow metrics.
+
+    Args:
+        aggregates: ``report_aggregates`` rows (``model, mix, task, lang,
+            prompt_setting, metric, mean`` at least).
+
+    Returns:
+        ``{(model, mix): {"<task>/<metric>/<lang>": mean}}``. The prompt
+        setting joins the key (``.../<lang>/<setting>``) only for tasks scored
+        under more than one setting; rows without a mean (no valid score) are
+        left out.
+
+    Raises:
+        ValueError: a column is missing, or two rows give the same key.
+    """
+    missing = [c for c in AGGREGATE_KEYS if c not in aggregates.columns]
+    if missing:
+        raise ValueError(f"report_aggregates: missing columns {missing}; has {list(aggregates.columns)}")
+    settings = aggregates.groupby("task")["prompt_setting"].nunique()
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for row in aggregates[AGGREGATE_KEYS].itertuples(index=False):
+        if pd.isna(row.mean):
+            continue
+        parts = [row.task, row.metric, row.lang] + ([row.prompt_setting] if settings[row.task] > 1 else [])
+        key = _key(*parts)
+        metrics = out.setdefault((str(row.model), str(row.mix)), {})
+        if key in metrics:
+            raise ValueError(f"report_aggregates: two rows for model {row.model!r}, mix {row.mix!r}, metric {key!r}")
+        metrics[key] = float(row.mean)
+    return out
+
+
+def run_metrics(per_mix: Mapping[tuple[str, str], Mapping[str, float]]) -> dict[str, float]:
+    """The per-mix metrics flattened for the run itself: ``<mix>/<key>``
+    (``<model>/<mix>/<key>`` when the grid has several models)."""
+    several_models = len({model for model, _ in per_mix}) > 1
+    return {
+        "/".join([_key(*([model] if several_models else []), mix), key]): value
+        for (model, mix), metrics in per_mix.items()
+        for key, value in metrics.items()
+    }
+
+
+def log_aggregates(aggregates: pd.DataFrame, run_id: str, client=None) -> dict[str, str]:
+    """Log the final scores on MLflow run ``run_id`` and on one nested run per mix.
+
+    A nested run of the mix that already exists under ``run_id`` (its
+    training run, named after the mix) receives the metrics; otherwise one is
+    created, tagged ``mix`` and ``model``.
+
+    Args:
+        aggregates: ``report_aggregates``.
+        run_id: the parent run (the ``kedro run``'s).
+        client: an ``mlflow.MlflowClient`` (default: the current tracking URI).
+
+    Returns:
+        ``{"<model>/<mix>": nested run id}``.
+    """
+    import mlflow
+    from mlflow.entities import Metric, RunStatus
+
+    client = client or mlflow.MlflowClient()
+    parent = client.get_run(run_id)
+    per_mix = mix_metrics(aggregates)
+    now = mlflow.utils.time.get_current_time_millis()
+
+    def batch(target: str, metrics: Mapping[str, float]) -> None:
+        items = [Metric(key=k, value=v, timestamp=now, step=0) for k, v in metrics.items()]
+        for i in range(0, len(items), 1000):  # MLflow's per-request metric limit
+            client.log_batch(target, metrics=items[i : i + 1000])
+
+    batch(run_id, run_metrics(per_mix))
+    children = {
+        run.data.tags.get(RUN_NAME_TAG): run
+        for run in client.search_runs([parent.info.experiment_id], f"tags.`{PARENT_TAG}` = '{run_id}'")
+    }
+    several_models = len({model for model, _ in per_mix}) > 1
+    nested: dict[str, str] = {}
+    for (model, mix), metrics in per_mix.items():
+        name = f"{model}/{mix}" if several_models else mix
+        child = children.get(name)
+        if child is None:
+            child = client.create_run(parent.info.experiment_id, run_name=name, tags={PARENT_TAG: run_id})
+        client.set_tag(child.info.run_id, MIX_TAG, mix)
+        client.set_tag(child.info.run_id, MODEL_TAG, model)
+        batch(child.info.run_id, metrics)
+        if child.info.status == RunStatus.to_string(RunStatus.RUNNING):
+            client.set_terminated(child.info.run_id)
+        nested[f"{model}/{mix}"] = child.info.run_id
+    logger.info("MLflow: %d metrics on run %s and %d nested mix runs", sum(map(len, per_mix.values())), run_id,
+                len(nested))
+    return nested
+
+
+class MlflowResultsHook:
+    """Mirrors ``report_aggregates`` into the active MLflow run (see module doc).
+
+    Args:
+        aggregates_dataset: the catalog name of the aggregates table.
+    """
+
+    def __init__(self, aggregates_dataset: str = "report_aggregates"):
+        self.aggregates_dataset = aggregates_dataset
+        self._set_nested = False
+
+    @staticmethod
+    def _active_run():
+        try:
+            import mlflow
+        except ImportError:  # tracking is optional: the pipeline never needs it
+            return None
+        return mlflow.active_run()
+
+    @hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        # kedro-mlflow has opened the run by now (plugin hooks are called
+        # before the project's); a user's own MLFLOW_NESTED_RUN wins.
+        if "MLFLOW_NESTED_RUN" not in os.environ and self._active_run() is not None:
+            os.environ["MLFLOW_NESTED_RUN"] = "TRUE"
+            self._set_nested = True
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
+        if dataset_name != self.aggregates_dataset:
+            return
+        run = self._active_run()
+        if run is None:
+            logger.debug("no active MLflow run: %s not mirrored", dataset_name)
+            return
+        log_aggregates(data, run.info.run_id)
+
+    def _restore(self) -> None:
+        if self._set_nested:
+            os.environ.pop("MLFLOW_NESTED_RUN", None)
+            self._set_nested = False
+
+    @hook_impl
+    def after_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._restore()
+
+    @hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
+        self._restore()
