@@ -64,8 +64,13 @@ def test_grid_per_environment(repo_root):
     paper = load_mixes(repo_root, env="paper")
     assert "mono" in base and "multi2" in base
     assert set(paper) == {"mono", "multi2", "multi3", "multi4", "multi5", "multi6", "guanaco",
-                          "mt_multi2", "mt_multi3", "mt_multi4", "mt_multi5", "mt_multi6"}
+                          "mt_multi2", "mt_multi3", "mt_multi4", "mt_multi5", "mt_multi6",
+                          "loo_en", "loo_es", "loo_ru", "loo_de", "loo_zh", "loo_fr", "loo_ca"}
     assert paper["mt_multi3"] == MixSpec(kind="multi", n_languages=3, source="mt")
+    # The released code's appendix mixes and its Mono id list (docs/FIDELITY.md).
+    assert paper["loo_de"] == MixSpec(kind="multi", n_languages=7, exclude=["de"])
+    assert paper["guanaco"].filter == "none" and base["guanaco"].filter == "lid"
+    assert paper["mono"].ids_file == "data/01_raw/paper/ml1_ids" and base["mono"].ids_file is None
 
 
 def test_env_read_from_kedro_command_line():

@@ -151,3 +151,88 @@ def test_trailing_unanswered_human_turn_is_trainable():
     mix = pd.DataFrame({"id": ["g1"], "text": ["### Human: a ### Assistant: b ### Human: c"]})
     assert training_rows(mix, "all") == [{"text": "### Human: a### Assistant: b### Human: c"}]
     assert training_rows(mix, "assistant") == [{"prompt": "### Human: a### Assistant:", "completion": " b"}]
+
+
+# --------------------------------------------------------------------------- the released code's training text
+
+
+def test_raw_guanaco_rows_are_the_dataset_text_plus_nothing(train_mix):
+    rows = training_rows(train_mix, "all", "raw_guanaco")
+    assert rows == [{"text": text} for text in train_mix["text"]]
+    # The raw text keeps Guanaco's " ### Assistant:" spacing that rendering removes.
+    assert rows[0]["text"] != training_rows(train_mix, "all")[0]["text"]
+    with pytest.raises(ValueError, match="id='g1'.*empty"):
+        training_rows(pd.DataFrame({"id": ["g0", "g1"], "text": ["### Human: a ### Assistant: b", " "]}),
+                      "all", "raw_guanaco")
+
+
+def test_raw_text_without_eos_is_what_the_trainer_sees(train_mix, base_model, models_registry, finetuning_params,
+                                                        tmp_path):
+    params = FinetuningParams.model_validate({**finetuning_params, "text_format": "raw_guanaco", "train_eos": False})
+    spec = resolve_model(models_registry, "tiny_llama")
+    trainer, resolved = build_trainer(train_mix, base_model, spec, params, tmp_path / "out")
+    tok = trainer.processing_class
+    assert resolved["text_format"] == "raw_guanaco" and resolved["train_eos"] is False
+    for i, text in enumerate(train_mix["text"]):
+        example = trainer.train_dataset[i]
+        # Exactly the tokenizer's encoding of the dataset text: no EOS appended, nothing re-rendered.
+        assert example["input_ids"] == tok(text)["input_ids"]
+        assert tok.eos_token_id not in example["input_ids"]
+        assert tok.decode(example["input_ids"], skip_special_tokens=True) == text
+        assert example["labels"] == example["input_ids"]  # loss on the whole text
+    # The embedded default (TRL appends and trains an EOS) differs exactly there.
+    default = FinetuningParams.model_validate({**finetuning_params, "text_format": "raw_guanaco"})
+    trainer_eos, _ = build_trainer(train_mix, base_model, spec, default, tmp_path / "out_eos")
+    first = trainer_eos.train_dataset[0]["input_ids"]
+    assert first[-1] == tok.eos_token_id and first[:-1] == tok(train_mix["text"].iloc[0])["input_ids"]
+
+
+def test_eos_in_the_text_is_masked_like_padding():
+    from polyglot_kedro.pipelines.finetuning.nodes import tokenize_without_eos
+
+    class _Tok:
+        eos_token_id = 2
+
+        def __call__(self, text, truncation, max_length):
+            return {"input_ids": [1, 5, 2, 6, 7][:max_length]}
+
+    assert tokenize_without_eos([{"text": "x"}], _Tok(), 4) == [{"input_ids": [1, 5, 2, 6], "labels": [1, 5, -100, 6]}]
+
+
+def test_released_settings_need_whole_text_loss():
+    with pytest.raises(ValueError, match="raw_guanaco trains on the whole text; it needs loss_on: all"):
+        FinetuningParams.model_validate({"text_format": "raw_guanaco", "loss_on": "assistant"})
+    with pytest.raises(ValueError, match="train_eos: false .* needs loss_on: all"):
+        FinetuningParams.model_validate({"train_eos": False, "loss_on": "assistant"})
+    with pytest.raises(ValueError, match="text_forma"):
+        FinetuningParams.model_validate({"text_forma": "raw_guanaco"})
+
+
+def test_autocast_flags_and_their_errors(monkeypatch):
+    from polyglot_kedro.pipelines.finetuning import nodes
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert nodes.resolve_autocast("auto") == {"bf16": False, "fp16": False}
+    assert nodes.resolve_autocast("none") == {"bf16": False, "fp16": False}
+    with pytest.raises(ValueError, match="autocast is fp16 .* needs a CUDA GPU"):
+        nodes.resolve_autocast("fp16")
+    with pytest.raises(ValueError, match="autocast is bf16 but no bf16-capable GPU"):
+        nodes.resolve_autocast("bf16")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert nodes.resolve_autocast("fp16") == {"bf16": False, "fp16": True}
+    assert nodes.resolve_autocast("auto") == {"bf16": True, "fp16": False}
+
+
+@pytest.mark.gpu
+def test_released_precision_fp32_weights_fp16_autocast(train_mix, base_model, models_registry, finetuning_params,
+                                                       tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    registry = {"tiny_llama": {**models_registry["tiny_llama"], "dtype": "float16"}}
+    params = FinetuningParams.model_validate(
+        {**finetuning_params, "precision": {"weights": "float32", "autocast": "fp16"}})
+    trainer, resolved = build_trainer(train_mix, base_model, resolve_model(registry, "tiny_llama"), params,
+                                      tmp_path / "out")
+    assert resolved["dtype"] == "float32" and trainer.args.fp16 and not trainer.args.bf16
+    trainer.train()

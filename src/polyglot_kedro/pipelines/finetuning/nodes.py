@@ -70,12 +70,39 @@ class MergeParams(StrictModel):
     )
 
 
+class PrecisionParams(StrictModel):
+    """Training precision: the dtype the base weights are loaded in, and autocast.
+
+    ``weights``: ``registry`` (the registry entry's ``dtype``, which is also
+    what inference loads) or a dtype; on CPU every dtype loads as fp32
+    (``modeling.resolve_dtype``). ``autocast``: mixed precision of the
+    forward/backward pass (TrainingArguments ``bf16`` / ``fp16``); ``auto``
+    is bf16 on a GPU that supports it, else none. ``fp16`` uses a gradient
+    scaler and needs CUDA. The paper's released code trained fp32 weights
+    with fp16 autocast (``sft_training.py``: ``torch_dtype=float32``,
+    ``fp16=True``).
+    """
+
+    weights: Literal["registry", "float32", "bfloat16", "float16"] = "registry"
+    autocast: Literal["auto", "none", "bf16", "fp16"] = "auto"
+
+
 class FinetuningParams(StrictModel):
-    """The ``finetuning:`` parameters (see ``conf/base/parameters_finetuning.yml``)."""
+    """The ``finetuning:`` parameters (see ``conf/base/parameters_finetuning.yml``).
+
+    ``text_format``: ``rendered`` re-renders the parsed turns
+    (``### Human: X### Assistant: Y``); ``raw_guanaco`` trains on each row's
+    ``text`` exactly as the dataset has it (the released code). ``train_eos``:
+    true lets TRL append an EOS to every row and train it; false trains no EOS
+    (the released code padded with EOS and masked it out of the labels).
+    """
 
     prepare: PrepareParams = PrepareParams()
     lora: LoraParams = LoraParams()
     loss_on: Literal["all", "assistant"] = "all"
+    text_format: Literal["rendered", "raw_guanaco"] = "rendered"
+    train_eos: bool = True
+    precision: PrecisionParams = PrecisionParams()
     learning_rate: float = Field(1e-4, gt=0)
     lr_scheduler: str = "cosine"
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
@@ -89,7 +116,6 @@ class FinetuningParams(StrictModel):
     gradient_checkpointing: bool = False
     # auto: paged_adamw_32bit on CUDA when bitsandbytes is importable, else adamw_torch.
     optim: str = "auto"
-    bf16: bool | Literal["auto"] = "auto"
     seed: int = 42
     logging_steps: int = Field(1, ge=1)
     save_steps: int = Field(10, ge=1)
@@ -108,6 +134,12 @@ class FinetuningParams(StrictModel):
                 f"effective_batch_size {self.effective_batch_size} is not a multiple of "
                 f"per_device_batch_size {self.per_device_batch_size}"
             )
+        # Both are the released code's loss on whole texts; masking the prompt
+        # needs the parsed turns and a trained end of the reply.
+        if self.loss_on == "assistant" and self.text_format == "raw_guanaco":
+            raise ValueError("text_format: raw_guanaco trains on the whole text; it needs loss_on: all")
+        if self.loss_on == "assistant" and not self.train_eos:
+            raise ValueError("train_eos: false is the released code's whole-text loss; it needs loss_on: all")
         return self
 
 
@@ -141,10 +173,18 @@ def _is_main_process() -> bool:
 # --------------------------------------------------------------------------- data
 
 
-def training_rows(train_mix: pd.DataFrame, loss_on: Literal["all", "assistant"]) -> list[dict[str, str]]:
+def training_rows(
+    train_mix: pd.DataFrame,
+    loss_on: Literal["all", "assistant"],
+    text_format: Literal["rendered", "raw_guanaco"] = "rendered",
+) -> list[dict[str, str]]:
     """Turn ``train_mix`` rows into TRL dataset rows in the paper's template.
 
-    ``all`` (the paper): ``{"text": conversation}``, loss on every token.
+    ``raw_guanaco`` (the released code): ``{"text": text}`` with the row's
+    ``text`` exactly as in the dataset (its `` ### Assistant:`` spacing kept,
+    nothing added), loss on every token; needs ``loss_on: all``.
+    ``rendered`` re-renders the parsed turns:
+    ``all``: ``{"text": conversation}``, loss on every token.
     ``assistant``: ``{"prompt", "completion"}``, so TRL masks the prompt. The
     completion is the *last* assistant reply; the prompt is everything before
     it, ending in ``### Assistant:``. Earlier assistant turns of a multi-turn
@@ -155,18 +195,28 @@ def training_rows(train_mix: pd.DataFrame, loss_on: Literal["all", "assistant"])
     Args:
         train_mix: columns ``id``, ``text`` (Guanaco format).
         loss_on: ``all`` or ``assistant``.
+        text_format: ``rendered`` or ``raw_guanaco``.
 
     Returns:
         One dict per row, in order.
 
     Raises:
-        ValueError: missing column, or a row that does not parse (its id and reason).
+        ValueError: missing column, an empty or non-text row (raw), a row that
+            does not parse (rendered; its id and reason), or ``raw_guanaco``
+            with ``loss_on: assistant``.
     """
     missing = {"id", "text"} - set(train_mix.columns)
     if missing:
         raise ValueError(f"train_mix lacks column(s) {sorted(missing)}; has {list(train_mix.columns)}")
     if train_mix.empty:
         raise ValueError("train_mix is empty: nothing to train on")
+    if text_format == "raw_guanaco":
+        if loss_on != "all":
+            raise ValueError("text_format raw_guanaco trains on the whole text; it needs loss_on 'all'")
+        for row_id, text in zip(train_mix["id"], train_mix["text"]):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"train_mix row id={row_id!r}: text is empty or not a string ({text!r})")
+        return [{"text": text} for text in train_mix["text"]]
     rows = []
     for row_id, text in zip(train_mix["id"], train_mix["text"]):
         try:
@@ -199,13 +249,43 @@ def importlib_available(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def _use_bf16(flag: bool | Literal["auto"]) -> bool:
-    supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if flag == "auto":
-        return supported
-    if flag and not supported:
-        raise ValueError("finetuning.bf16 is true but no bf16-capable GPU is visible; set it to auto or false")
-    return bool(flag)
+def resolve_autocast(autocast: Literal["auto", "none", "bf16", "fp16"]) -> dict[str, bool]:
+    """TrainingArguments ``bf16``/``fp16`` flags for ``finetuning.precision.autocast``.
+
+    Raises:
+        ValueError: ``bf16`` without a bf16-capable GPU, or ``fp16`` without CUDA.
+    """
+    cuda = torch.cuda.is_available()
+    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    if autocast == "auto":
+        return {"bf16": bf16_ok, "fp16": False}
+    if autocast == "bf16" and not bf16_ok:
+        raise ValueError("finetuning.precision.autocast is bf16 but no bf16-capable GPU is visible; use auto or none")
+    if autocast == "fp16" and not cuda:
+        raise ValueError("finetuning.precision.autocast is fp16 (mixed precision with a gradient scaler), "
+                         "which needs a CUDA GPU; use auto or none here")  # fmt: skip
+    return {"bf16": autocast == "bf16", "fp16": autocast == "fp16"}
+
+
+def tokenize_without_eos(rows: list[dict[str, str]], tokenizer, max_length: int) -> list[dict[str, list[int]]]:
+    """Pre-tokenized rows with no EOS learnt, as the released code trained.
+
+    Each text is tokenized as the tokenizer does by default (Llama: BOS first,
+    no EOS), truncated to ``max_length``; every EOS id gets label -100, as
+    the released collator did with pad = EOS. TRL leaves pre-tokenized rows
+    alone, so it appends no EOS.
+
+    Raises:
+        ValueError: the tokenizer has no EOS token.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("train_eos: false masks the EOS token, but the tokenizer has none")
+    out = []
+    for row in rows:
+        ids = tokenizer(row["text"], truncation=True, max_length=max_length)["input_ids"]
+        out.append({"input_ids": ids, "labels": [-100 if t == eos else t for t in ids]})
+    return out
 
 
 def checkpoint_dir(params: FinetuningParams, model_name: str, mix_name: str | None) -> Path:
@@ -269,10 +349,10 @@ def build_trainer(
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    rows = training_rows(train_mix, params.loss_on)
+    rows = training_rows(train_mix, params.loss_on, params.text_format)
     ws = world_size()
     accumulation = gradient_accumulation_steps(params.effective_batch_size, params.per_device_batch_size, ws)
-    bf16 = _use_bf16(params.bf16)
+    autocast = resolve_autocast(params.precision.autocast)
     target_modules = params.lora.target_modules or spec.lora_target_modules
     lora = LoraConfig(
         r=params.lora.r,
@@ -296,7 +376,7 @@ def build_trainer(
         gradient_accumulation_steps=accumulation,
         gradient_checkpointing=params.gradient_checkpointing,
         optim=_resolve_optim(params.optim),
-        bf16=bf16,
+        **autocast,
         logging_steps=params.logging_steps,
         save_strategy="steps",
         save_steps=params.save_steps,
@@ -315,12 +395,14 @@ def build_trainer(
     )
     device_map = params.device_map or spec.device_map
     # Under data parallelism each process holds a whole copy; device_map would split it.
-    model = modeling.load_causal_lm(base_model, dtype=spec.dtype, device_map=device_map if ws == 1 else None)
+    weights = spec.dtype if params.precision.weights == "registry" else params.precision.weights
+    model = modeling.load_causal_lm(base_model, dtype=weights, device_map=device_map if ws == 1 else None)
     tokenizer = modeling.load_tokenizer(base_model)
+    dataset_rows = rows if params.train_eos else tokenize_without_eos(rows, tokenizer, params.max_length)
     trainer = SFTTrainer(
         model=model,
         args=sft,
-        train_dataset=Dataset.from_list(rows),
+        train_dataset=Dataset.from_list(dataset_rows),
         processing_class=tokenizer,
         peft_config=lora,
         callbacks=list(callbacks),
@@ -334,6 +416,9 @@ def build_trainer(
         "gradient_accumulation_steps": accumulation,
         "device_map": device_map,
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "autocast": autocast,
+        "text_format": params.text_format,
+        "train_eos": params.train_eos,
         "lora": {"r": lora.r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout,
                  "target_modules": sorted(lora.target_modules) if isinstance(lora.target_modules, set)
                  else lora.target_modules, "bias": lora.bias},
@@ -381,7 +466,7 @@ def train_lora(
     spec = resolve_model(models, model)
     set_seed(params.seed)  # first: the LoRA init and the data order depend on it
     out = checkpoint_dir(params, spec.name, mix_name)
-    rows = training_rows(train_mix, params.loss_on)
+    rows = training_rows(train_mix, params.loss_on, params.text_format)
     resume = _prepare_checkpoint_dir(out, _run_fingerprint(spec, params, rows), params.resume)
     trainer, resolved = build_trainer(train_mix, base_model, spec, params, out, callbacks)
     logger.info("Finetuning %s on mix %s (%d rows); resolved arguments:\n%s",
