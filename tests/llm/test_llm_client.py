@@ -201,3 +201,104 @@ def test_concurrent_processes_and_threads_share_the_cache(endpoint, tmp_path):
     conn = sqlite3.connect(cache.path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+# -- bugs are errors, not invalid items (issue 15) ------------------------------------------
+
+
+def test_a_bug_in_the_backend_aborts_the_stage_and_finished_items_stay_cached(llm_server, endpoint, monkeypatch):
+    """A TypeError inside the backend is a bug: it propagates with its traceback, it is not a failed item."""
+    from polyglot_kedro.llm import backends
+
+    real_parse = backends._parse_completion
+
+    def planted(response, model):  # a bug that only bites one item's reply
+        if response.choices[0].message.content == "echo: q 3":
+            raise TypeError("planted bug: unsupported operand")
+        return real_parse(response, model)
+
+    monkeypatch.setattr(backends, "_parse_completion", planted)
+    cfg = dict(endpoint, max_concurrency=1)
+    with pytest.raises(TypeError, match="planted bug") as info:
+        build_client(cfg, stage="test").run(_requests(6))
+    assert "q3" in "".join(getattr(info.value, "__notes__", []))  # the note names the item
+    assert llm_server.counts["q 3"] == 1  # a bug is not retried
+    # what finished before the bug is kept: a rerun without the bug sends only the rest
+    monkeypatch.setattr(backends, "_parse_completion", real_parse)
+    finished = len(CompletionCache(cfg["cache_dir"]))
+    assert finished >= 3
+    llm_server.reset_counts()
+    results = build_client(cfg, stage="test").run(_requests(6))
+    assert all(r.ok for r in results) and sum(r.cached for r in results) == finished
+    assert llm_server.total == 6 - finished
+    assert llm_server.counts["q 0"] == llm_server.counts["q 1"] == llm_server.counts["q 2"] == 0
+
+
+def test_transport_errors_that_escape_the_backend_are_retried_per_item(tmp_path):
+    """httpx transport errors, timeouts and openai.APIError stay per-item (retried), never an abort."""
+    import httpx
+    import openai
+
+    from polyglot_kedro.llm.backends import Completion
+    from polyglot_kedro.llm.client import LLMClient
+
+    raised = {
+        "a": [httpx.ConnectError("refused")],
+        "b": [TimeoutError("read timed out")],
+        "c": [openai.APIError("gateway", request=httpx.Request("POST", "http://x"), body=None)] * 10,
+    }
+
+    class Flaky:
+        def complete(self, messages, *, seed):
+            plan = raised.get(messages[-1]["content"])
+            if plan:
+                raise plan.pop(0)
+            return Completion(messages[-1]["content"], 1, 1, "m")
+
+    cfg = LLMEndpointConfig(backend="openai", model="m", max_retries=2, backoff_base_s=0, cache_dir=str(tmp_path))
+    results = LLMClient(cfg, Flaky(), stage="t").run(
+        [ChatRequest(k, [{"role": "user", "content": k}]) for k in ("a", "b", "c", "d")]
+    )
+    assert [r.ok for r in results] == [True, True, False, True]
+    assert [r.attempts for r in results] == [2, 2, 3, 1]
+    assert "APIError" in results[2].error
+
+
+class EngineDeadError(Exception):
+    """Stands in for vllm.v1.engine.exceptions.EngineDeadError (vLLM is not installed in CI)."""
+
+
+def test_an_engine_crash_aborts_and_finished_batches_stay_cached(tmp_path, monkeypatch):
+    """The in-process vLLM backend: a dead engine is not N invalid items, and earlier batches are kept."""
+    from llm_server import make_tiny_causal_lm
+
+    import polyglot_kedro.engines as engines
+    from polyglot_kedro.engines.base import Generation
+
+    folder = make_tiny_causal_lm(tmp_path / "tiny")
+    calls = []
+
+    class FakeEngine:  # the first engine answers, the second one dies mid-batch
+        def generate(self, prompts, sampling, *, seed, structured_output=None):
+            calls.append(seed)
+            if len(calls) > 1:
+                raise EngineDeadError("EngineCore encountered an issue. See stack trace for the root cause.")
+            return [Generation(text=f"reply {i}", finish_reason="stop", n_output_tokens=2, seconds=0.0)
+                    for i, _ in enumerate(prompts)]  # fmt: skip
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(engines, "make_engine", lambda *a, **k: FakeEngine())
+    cfg = {"backend": "inprocess", "inprocess_engine": "vllm", "model": "tiny", "max_tokens": 4,
+           "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+    requests = [ChatRequest("a", [{"role": "user", "content": "Hallo"}]),
+                ChatRequest("b", [{"role": "user", "content": "Welt"}]),
+                ChatRequest("a-reask", [{"role": "user", "content": "Hallo"}], attempt=1)]  # another seed: a 2nd batch
+    client = build_client(cfg, stage="t", inprocess_model_path=folder)
+    with pytest.raises(EngineDeadError):
+        client.run(requests)
+    assert len(calls) == 2
+    assert len(CompletionCache(cfg["cache_dir"])) == 2  # the first batch's answers are kept
+    again = build_client(cfg, stage="t", inprocess_model_path=folder).run(requests[:2])
+    assert all(r.cached for r in again) and len(calls) == 2

@@ -5,8 +5,18 @@ a list of chat requests with bounded concurrency, retries with exponential
 backoff and jitter (honouring ``Retry-After``), writes every success to a
 persistent cache the moment it arrives, and returns one ``ChatResult`` per
 request, in order: a request that finally fails is a result with
-``ok=False`` and the reason, never an exception and never a silent None.
+``ok=False`` and the reason, never a silent None.
 ``usage()`` is the stage's token/cost ledger.
+
+Only two kinds of trouble are one item's failure: what the backends classify
+(``BackendError``: HTTP status, timeouts, connection drops, malformed bodies,
+a prompt too long for the context) and transport/API errors that escape a
+backend unclassified (``openai.APIError``, ``httpx.TransportError``,
+``TimeoutError``; see ``per_item_errors``). Anything else -- a TypeError, a
+dead vLLM engine, CUDA out of memory -- is a bug or a broken machine: it
+aborts the stage with its traceback (a note names the item), pending requests
+are cancelled, and every answer that arrived before stays in the cache, so the
+rerun sends only the rest.
 
 The API key lives only inside the SDK client: it is not in the config object,
 the cache, results, the ledger or reprs, and every error text is redacted.
@@ -48,6 +58,19 @@ USAGE_COLUMNS = [
     "stage", "model", "backend", "requests", "sent", "cached", "failed",
     "prompt_tokens", "completion_tokens", "cost_usd", "attempts",
 ]  # fmt: skip
+
+
+def per_item_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are one item's (retryable) failure when they escape a backend unclassified.
+
+    The transport and API layer only: the openai SDK's ``APIError`` family,
+    httpx transport errors (connection, read/write, timeouts) and Python's
+    ``TimeoutError``. Everything else is a bug and propagates.
+    """
+    import httpx
+    import openai
+
+    return (openai.APIError, httpx.TransportError, TimeoutError)
 
 
 class LLMEndpointConfig(StrictModel):
@@ -227,9 +250,14 @@ class LLMClient:
             with tqdm(total=len(todo), desc=label, unit="req", disable=None) as bar:
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm") as pool:
                     futures = {pool.submit(self._send, key, req): key for key, req in todo.items()}
-                    for future in as_completed(futures):
-                        fresh[futures[future]] = future.result()  # _send never raises
-                        bar.update(1)
+                    try:
+                        for future in as_completed(futures):
+                            fresh[futures[future]] = future.result()  # raises only for a bug (see _send)
+                            bar.update(1)
+                    except BaseException:
+                        # Abort: send nothing more; requests already in flight finish (and are cached).
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        raise
         return self._collect(requests, keys, hits, fresh)
 
     def _collect(self, requests, keys, hits, fresh) -> list[ChatResult]:
@@ -284,14 +312,29 @@ class LLMClient:
         # full jitter on an exponential envelope: spreads the herd after a 429 burst
         return random.uniform(0.5, 1.0) * min(c.backoff_max_s, c.backoff_base_s * (2 ** (attempt - 1)))
 
+    def _abort_note(self, exc: BaseException, what: str) -> None:
+        """Say on the propagating exception which item(s) it hit and that finished answers are kept."""
+        note = (f"LLM client ({self.stage}, endpoint model {self.config.model!r}): raised while answering {what}; "
+                f"answers that arrived before are kept in {self.cache.path}, a rerun sends only the rest")  # fmt: skip
+        if hasattr(exc, "add_note"):  # Python >= 3.11
+            exc.add_note(redact(note, self._secret))
+        logger.error("%s: aborting the stage on %s", what, type(exc).__name__)
+
     def _send(self, key: str, request: ChatRequest) -> tuple[Completion | None, str | None, int]:
-        """One request with retries; stores a success in the cache. Never raises."""
+        """One request with retries; stores a success in the cache.
+
+        Raises:
+            Exception: anything that is neither a ``BackendError`` nor one of
+                ``per_item_errors()`` (a bug, a dead engine), with a note naming the item.
+        """
         c = self.config
         seed = None if c.seed is None else c.seed + request.attempt
+        transient = per_item_errors()
         attempts = 0
         error = "not sent"
         while attempts <= c.max_retries:
             attempts += 1
+            retry_after = None
             try:
                 completion = self._backend.complete(request.messages, seed=seed)
             except FatalError as exc:
@@ -299,21 +342,24 @@ class LLMClient:
                 break
             except RetryableError as exc:
                 error = redact(exc.message, self._secret)
-                if attempts > c.max_retries:
-                    break
-                wait = self._backoff(attempts, exc.retry_after)
-                logger.debug("%s: %s (attempt %d), retrying in %.2fs", request.key, error, attempts, wait)
-                time.sleep(wait)
-                continue
+                retry_after = exc.retry_after
             except BackendError as exc:  # pragma: no cover - subclasses above cover all
                 error = redact(exc.message, self._secret)
                 break
-            except Exception as exc:  # noqa: BLE001 - the contract: a per-item failure, not a crash
-                error = redact(f"unexpected {type(exc).__name__}: {exc}", self._secret)
-                logger.warning("%s: %s", request.key, error)
+            except transient as exc:  # unclassified transport/API trouble: worth another attempt
+                error = redact(f"{type(exc).__name__}: {exc}", self._secret)
+            except Exception as exc:
+                self._abort_note(exc, f"item {request.key!r}")
+                raise
+            else:
+                self.cache.put(key, CachedCompletion(completion.text, completion.prompt_tokens,
+                                                     completion.completion_tokens, completion.model))  # fmt: skip
+                return completion, None, attempts
+            if attempts > c.max_retries:
                 break
-            self.cache.put(key, CachedCompletion(completion.text, completion.prompt_tokens, completion.completion_tokens, completion.model))
-            return completion, None, attempts
+            wait = self._backoff(attempts, retry_after)
+            logger.debug("%s: %s (attempt %d), retrying in %.2fs", request.key, error, attempts, wait)
+            time.sleep(wait)
         logger.warning("%s: failed after %d attempt(s): %s", request.key, attempts, error)
         return None, f"{error} (after {attempts} attempt(s))", attempts
 
@@ -321,8 +367,10 @@ class LLMClient:
         """All uncached requests through a batch backend at once (one engine start).
 
         Requests are grouped by seed (a deliberate re-ask shifts it); each
-        item's outcome -- a completion or its own error -- is recorded, and a
-        failure of the whole batch fails its items, never the run.
+        item's outcome -- a completion or its own error -- is recorded. A
+        ``BackendError`` of the whole batch fails its items; any other
+        exception (vLLM's EngineDeadError, a RuntimeError from the engine, a
+        bug) aborts, after the batches that finished were cached.
         """
         c = self.config
         by_seed: dict[int | None, list[tuple[str, ChatRequest]]] = {}
@@ -334,8 +382,9 @@ class LLMClient:
                 outcomes = self._backend.complete_many([r.messages for _, r in items], seed=seed)
             except BackendError as exc:
                 outcomes = [exc] * len(items)
-            except Exception as exc:  # noqa: BLE001 - the contract: per-item failures, not a crash
-                outcomes = [BackendError(f"unexpected {type(exc).__name__}: {exc}")] * len(items)
+            except Exception as exc:  # a dead engine or a bug: abort; earlier batches are cached
+                self._abort_note(exc, f"a batch of {len(items)} item(s) (seed {seed}, first {items[0][1].key!r})")
+                raise
             for (key, request), outcome in zip(items, outcomes):
                 if isinstance(outcome, BackendError):
                     error = redact(outcome.message, self._secret)
