@@ -302,3 +302,34 @@ def test_an_engine_crash_aborts_and_finished_batches_stay_cached(tmp_path, monke
     assert len(CompletionCache(cfg["cache_dir"])) == 2  # the first batch's answers are kept
     again = build_client(cfg, stage="t", inprocess_model_path=folder).run(requests[:2])
     assert all(r.cached for r in again) and len(calls) == 2
+
+
+# -- caches know where an answer came from (issue 15) --------------------------------------
+
+
+def test_two_servers_with_the_same_model_name_do_not_share_verdicts(endpoint, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    request = [ChatRequest("item", [{"role": "user", "content": "Rate this answer."}])]
+    with LLMTestServer(responder=lambda body: '{"score": 2}') as first, \
+            LLMTestServer(responder=lambda body: '{"score": 5}') as second:  # fmt: skip
+        a = build_client(dict(endpoint, base_url=first.base_url), stage="judging").run(request)
+        b = build_client(dict(endpoint, base_url=second.base_url), stage="judging").run(request)
+        assert (a[0].text, b[0].text) == ('{"score": 2}', '{"score": 5}')
+        assert not b[0].cached and second.total == 1
+        # the same endpoint with another key is the same source of answers: the key is not in the cache key
+        c = build_client(dict(endpoint, base_url=first.base_url), stage="judging",
+                         credentials={"api_key": "sk-other-SECRET"}).run(request)  # fmt: skip
+        assert c[0].cached and c[0].text == '{"score": 2}' and first.total == 1
+
+
+def test_endpoint_identity_is_normalised_and_keeps_no_secret():
+    from polyglot_kedro.llm.client import endpoint_identity
+
+    def ident(url):
+        return endpoint_identity(LLMEndpointConfig(backend="openai", model="m", base_url=url))
+
+    assert ident(None) == ident("https://api.openai.com/v1/") == "openai:https://api.openai.com/v1"
+    assert ident("HTTP://LocalHost:8000/v1") == "openai:http://localhost:8000/v1"
+    assert ident("http://127.0.0.1:8000/v1") != ident("http://127.0.0.1:8001/v1")
+    leaky = ident("https://user:sk-in-url-SECRET@proxy.example/v1?api-key=sk-query-SECRET")
+    assert "SECRET" not in leaky and leaky == "openai:https://proxy.example/v1"

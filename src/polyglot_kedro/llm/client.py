@@ -165,6 +165,25 @@ def is_local_url(base_url: str | None) -> bool:
     return (urlparse(base_url).hostname or "") in LOCAL_HOSTS
 
 
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
+def endpoint_identity(config: LLMEndpointConfig) -> str:
+    """Where an OpenAI-compatible endpoint's answers come from: ``openai:<scheme>://<host>[:port]/<path>``.
+
+    Part of the cache key, so two servers exposing the same model name (a
+    local ``vllm serve`` and OpenAI, or two ports) never share answers. The
+    URL is normalised (lower-case scheme and host, no trailing slash; no
+    ``base_url`` is OpenAI's default) and stripped of user info, query and
+    fragment: those may carry a key, and a key must never reach the cache.
+    """
+    parts = urlparse((config.base_url or OPENAI_DEFAULT_BASE_URL).strip())
+    host = (parts.hostname or "").lower()
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"openai:{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
+
+
 def resolve_api_key(config: LLMEndpointConfig, credentials: dict | None) -> str:
     """The key: ``credentials["api_key"]``, else the env var ``config.api_key_env``.
 
@@ -199,9 +218,12 @@ class LLMClient:
         """
         self.config = config
         self.stage = stage
-        # What the cache keys on as "the model"; build_client refines it for
-        # in-process models (content fingerprint).
-        self.cache_model_id = config.model
+        # What the cache keys on as "the model": the endpoint's identity (its
+        # URL, never its key) and the model name; build_client refines it for
+        # in-process models (content fingerprint and engine).
+        self.cache_model_id = (
+            f"{config.model}@{endpoint_identity(config)}" if config.backend == "openai" else config.model
+        )
         self._backend = backend
         self._secret = secret
         self.cache = CompletionCache(config.cache_dir)
@@ -212,7 +234,7 @@ class LLMClient:
         return f"LLMClient(stage={self.stage!r}, backend={self.config.backend!r}, model={self.config.model!r})"
 
     def cache_key(self, request: ChatRequest) -> str:
-        """The cache key of ``request`` (model, messages, sampling, attempt)."""
+        """The cache key of ``request`` (endpoint identity and model, messages, sampling, attempt)."""
         sampling = self.config.sampling()
         if request.attempt:
             sampling["attempt"] = request.attempt
