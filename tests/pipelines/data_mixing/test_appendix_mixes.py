@@ -183,3 +183,100 @@ def test_lid_model_by_hub_id_reaches_the_identifier(monkeypatch, params):
     assert seen == {"model": "laurievb/OpenLID", "max_chars": None, "revision": "a" * 40, "filename": None,
                     "cache_dir": None, "label_mode": "full_label"}
     assert out["keep"].all()
+
+
+# ---------------------------------------------------------------- the released sampler
+
+
+def _prepare_guanaco_data(lid: pd.DataFrame, total: int, per: int, order: list[str], seed: int) -> dict[str, set]:
+    """A transcription of the released data_prep/prepare_guanaco_data.py @ 0d9859c1 (its three steps).
+
+    The script hard-codes 2,200 English rows and 200 per language; they are
+    total - (L - 1) * per and per here (L = number of added languages).
+    """
+    dataset = lid[lid["keep"]].sort_values("id").reset_index(drop=True)  # guanaco_train.json order, conf >= 0.8
+    lang_datasets = {}
+    for lang in ["en", *order]:
+        if lang == "en":
+            lang_datasets[lang] = dataset[dataset["lang"] == lang].sample(n=total - (len(order) - 1) * per,
+                                                                           random_state=seed)
+        elif len(dataset[dataset["lang"] == lang]) > per:
+            lang_datasets[lang] = dataset[dataset["lang"] == lang].sample(n=per, random_state=seed)
+    total_n = sum(len(x) for x in lang_datasets.values()) - per
+    mono_dataset = dataset[dataset["lang"] == "en"].sample(n=total_n, random_state=seed)
+    out = {"mono": mono_dataset}
+    non_eng_langs = [lang for lang in lang_datasets if lang != "en"]
+    for c, lang in enumerate(non_eng_langs):
+        sub_dataset = mono_dataset.sample(n=(total_n - (c * per)), random_state=seed)
+        if c > 0:
+            added = pd.concat([lang_datasets[lang].sample(n=per, random_state=seed) for lang in non_eng_langs[:c]])
+            sub_dataset = pd.concat([sub_dataset, added.reset_index(drop=True)]).reset_index(drop=True)
+        out[f"ml{c + 1}"] = sub_dataset
+    full = pd.concat(lang_datasets.values()).reset_index(drop=True)
+    for lang in full["lang"].unique():
+        if lang == "en":
+            out[f"loo_{lang}"] = full.drop(full[full["lang"] == lang].sample(n=per, random_state=seed).index)
+        else:
+            out[f"loo_{lang}"] = full.drop(full[full["lang"] == lang].index)
+    return {name: set(frame["id"]) for name, frame in out.items()} | {"_mono_order": list(mono_dataset["id"])}
+
+
+ORDER = ["es", "ru", "de", "zh", "fr", "ca"]
+RELEASED_GRID = {
+    "mono": {"kind": "mono"},
+    **{f"multi{i}": {"kind": "multi", "n_languages": i} for i in range(2, 7)},
+    "loo_en": {"kind": "multi", "n_languages": 7},
+    **{f"loo_{lang}": {"kind": "multi", "n_languages": 7, "exclude": [lang]} for lang in ORDER},
+}
+
+
+def _released_lid() -> pd.DataFrame:
+    return make_lid({"en": 60, "es": 9, "ru": 7, "de": 8, "zh": 5, "fr": 6, "ca": 4, "it": 3}, dropped=5)
+
+
+def test_released_sampler_draws_the_released_scripts_rows():
+    lid = _released_lid()
+    params = make_params(total_size=24, per_language=3, language_order=ORDER, sampler="released")
+    want = _prepare_guanaco_data(lid, total=24, per=3, order=ORDER, seed=42)
+    out = nodes.build_mixes(lid, params, RELEASED_GRID)
+    assert set(out["mono"]["id"]) == want["mono"]
+    for i in range(2, 7):
+        assert set(out[f"multi{i}"]["id"]) == want[f"ml{i}"], i
+    for lang in ["en", *ORDER]:
+        assert set(out[f"loo_{lang}"]["id"]) == want[f"loo_{lang}"], lang
+    assert all(len(frame) == 24 for frame in out.values())
+    # This project's nested sampler draws other rows from the same table.
+    nested = nodes.build_mixes(lid, make_params(total_size=24, per_language=3, language_order=ORDER), RELEASED_GRID)
+    assert set(nested["multi3"]["id"]) != want["ml3"]
+    # Another seed draws other rows (the draws really depend on it).
+    other = nodes.build_mixes(lid, {**params, "mixing": {**params["mixing"], "seed": 7}}, RELEASED_GRID)
+    assert set(other["multi3"]["id"]) != want["ml3"]
+
+
+def test_released_sampler_follows_the_mono_id_list_without_the_lid(tmp_path):
+    """With the released Mono list, every mix's English rows follow from it, whatever this run's LID says."""
+    lid = _released_lid()
+    want = _prepare_guanaco_data(lid, total=24, per=3, order=ORDER, seed=42)
+    ids_file = tmp_path / "ml1_ids"
+    ids_file.write_text("".join(f'"id":{int(i[1:])}\n' for i in want["_mono_order"]))
+    # This run's LID calls a few of the listed English rows something else: the list wins.
+    relabelled = lid.copy()
+    relabelled.loc[relabelled["id"].isin(want["_mono_order"][:4]), ["lang", "keep"]] = ["it", False]
+    params = make_params(total_size=24, per_language=3, language_order=ORDER, sampler="released")
+    grid = {**RELEASED_GRID, "mono": {"kind": "mono", "ids_file": str(ids_file)}}
+    out = nodes.build_mixes(relabelled, params, grid)
+    assert set(out["mono"]["id"]) == want["mono"]
+    for i in range(2, 7):
+        english = set(out[f"multi{i}"].loc[out[f"multi{i}"]["id"].isin(want["mono"]), "id"])
+        assert english == {i_ for i_ in want[f"ml{i}"] if i_ in want["mono"]}, i
+    assert set(out["loo_en"]["id"]) & want["mono"] == want["loo_en"] & want["mono"]
+
+
+def test_released_sampler_errors():
+    lid = _released_lid()
+    params = make_params(total_size=24, per_language=3, language_order=ORDER, sampler="released")
+    with pytest.raises(ValueError, match="leaves a language out only of a mix holding all 6"):
+        nodes.build_mixes(lid, params, {"m": {"kind": "multi", "n_languages": 4, "exclude": ["ru"]}})
+    short = make_params(total_size=24, per_language=5, language_order=ORDER, sampler="released")
+    with pytest.raises(nodes.ShortSupplyError, match="'ca' kept rows: need 5 rows, supply 4"):
+        nodes.build_mixes(lid, short, {"multi7": {"kind": "multi", "n_languages": 7}})

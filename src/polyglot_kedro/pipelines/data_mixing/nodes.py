@@ -23,8 +23,8 @@ baseline), and ``ids_file`` builds mono from an id list (the released
 ``ml1_ids``: row indices of Guanaco train + test).
 
 The sizes and nesting follow the released ``data_prep/prepare_guanaco_data.py``;
-its draws (``pandas.DataFrame.sample``) are not replayed, so other rows are
-drawn unless a mix comes from an id list (docs/FIDELITY.md).
+``mixing.sampler: released`` replays its draws (``pandas.DataFrame.sample``)
+instead of the nested prefixes above (:func:`released_mix_ids`).
 
 Mix rows are written sorted by ``id``, so the same seed gives byte-identical
 Parquet whatever the input order.
@@ -87,6 +87,13 @@ class MixingParams(StrictModel):
     ``on_short_supply``: ``error`` raises naming the language, the need and the
     supply; ``fill_with_base`` takes all rows of the short language and fills
     the gap with base-language rows (same total size, logged as a warning).
+
+    ``sampler``: ``nested`` (this project's: one seeded order per language,
+    every mix a prefix of it) or ``released`` (the released
+    ``data_prep/prepare_guanaco_data.py`` draws, replayed with
+    ``pandas.Series.sample(random_state=seed)``; see :func:`released_mix_ids`).
+    ``source: mt`` mixes keep the nested draws either way (the released MT
+    mixes were built another way, docs/FIDELITY.md).
     """
 
     total_size: int = Field(ge=1)
@@ -95,6 +102,7 @@ class MixingParams(StrictModel):
     base_language: str = "en"
     seed: int = 42
     on_short_supply: Literal["error", "fill_with_base"] = "error"
+    sampler: Literal["nested", "released"] = "nested"
 
     @model_validator(mode="after")
     def _languages(self) -> "MixingParams":
@@ -290,11 +298,14 @@ def build_mixes(guanaco_lid: pd.DataFrame, params: dict[str, Any], mixes: dict[s
     specs = mix_specs(mixes)
     orders = _orders(guanaco_lid, mixing)
     by_id = guanaco_lid.set_index("id", drop=False)
+    released = released_mix_ids(guanaco_lid, mixing, specs) if mixing.sampler == "released" else {}
     out: dict[str, pd.DataFrame] = {}
     for mix, spec in specs.items():
         if spec.kind == "untuned" or spec.source == "mt":
             continue
-        if spec.kind == "full":
+        if mix in released:
+            out[mix] = _frame(by_id.loc[released[mix]], "native")
+        elif spec.kind == "full":
             rows = guanaco_lid if spec.filter == "none" else guanaco_lid[guanaco_lid["keep"]]
             out[mix] = _frame(rows, "native")
         elif spec.ids_file is not None:
@@ -368,6 +379,87 @@ def _listed_ids(mix: str, path: str, by_id: pd.DataFrame) -> list[str]:
             )
         ids.append(key)
     return ids
+
+
+def _pandas_sample(ids: list[str], n: int, seed: int, what: str) -> list[str]:
+    """``n`` of ``ids`` as the released code drew them (``DataFrame.sample(n, random_state=seed)``)."""
+    if n > len(ids):
+        raise ShortSupplyError(f"{what}: need {n} rows, supply {len(ids)}")
+    return pd.Series(ids, dtype=object).sample(n=n, random_state=seed).tolist()
+
+
+def released_mix_ids(guanaco_lid: pd.DataFrame, mixing: MixingParams, specs: dict[str, MixSpec]) -> dict[str, list[str]]:
+    """Row ids of the native mono/multi mixes as the released ``prepare_guanaco_data.py`` drew them.
+
+    Replays the script (ZurichNLP/multilingual-instruction-tuning @ 0d9859c1)
+    on this run's LID table, with the pools in id order as the script read
+    them (``guanaco_train.json``, confidence-filtered):
+
+    - Mono ``M``: ``pool[en].sample(total_size)`` in drawn order, or the
+      rows of the mono mix's ``ids_file`` in file order (the released list
+      *is* that draw, so the English rows of every mix below then follow
+      from it without this run's LID).
+    - Each added language: ``pool[X].sample(per_language)``.
+    - Multi-i (``i - 1`` < all languages): ``M.sample(total - (i-1) * per)``
+      English rows plus the first ``i - 1`` languages.
+    - Leave-one-out (``n_languages - 1`` = every language of
+      ``language_order``): the English rows are the first
+      ``total - (L-1) * per`` of ``M`` (the script's ``pool[en].sample(2200)``,
+      a prefix of the same draw), plus every language less ``exclude``; with
+      no ``exclude`` (the script's "en" file) ``per`` English rows are dropped
+      by ``.sample(per)``.
+
+    All draws use ``random_state=seed``. ``full``, ``untuned`` and ``mt``
+    mixes are not drawn here.
+
+    Raises:
+        ShortSupplyError: a pool smaller than a draw (the script skipped such
+            languages silently; here it is an error).
+        ValueError: two mono mixes with different id lists, or an ``exclude``
+            on a mix that does not hold every language.
+    """
+    seed, per, total, base = mixing.seed, mixing.per_language, mixing.total_size, mixing.base_language
+    order = mixing.language_order
+    kept = guanaco_lid[guanaco_lid["keep"]].sort_values("id", kind="mergesort")
+    pools = kept.groupby("lang", sort=False)["id"].apply(list).to_dict()
+    by_id = guanaco_lid.set_index("id", drop=False)
+    id_lists = {s.ids_file for s in specs.values() if s.kind == "mono" and s.ids_file}
+    if len(id_lists) > 1:
+        raise ValueError(f"sampler released: mono mixes name different id lists {sorted(id_lists)}")
+    if id_lists:
+        (ids_file,) = id_lists
+        mono = _listed_ids("mono", ids_file, by_id)
+    else:
+        mono = _pandas_sample(pools.get(base, []), total, seed, f"sampler released: Mono ({base!r} kept rows)")
+    added: dict[str, list[str]] = {}
+
+    def language(lang: str, mix: str) -> list[str]:
+        if lang not in added:
+            added[lang] = _pandas_sample(pools.get(lang, []), per, seed, f"mix {mix!r}: {lang!r} kept rows")
+        return added[lang]
+
+    out: dict[str, list[str]] = {}
+    for mix, spec in specs.items():
+        if spec.source == "mt" or spec.kind not in ("mono", "multi"):
+            continue
+        if spec.kind == "mono":
+            out[mix] = list(mono)
+            continue
+        langs = spec.added_languages(order, mix)
+        if spec.n_languages - 1 == len(order):  # a leave-one-out file
+            english = mono[: total - (len(order) - 1) * per]
+            if not spec.exclude:
+                dropped = set(_pandas_sample(english, per, seed, f"mix {mix!r}: English rows"))
+                english = [i for i in english if i not in dropped]
+        elif spec.exclude:
+            raise ValueError(
+                f"mix {mix!r}: sampler released leaves a language out only of a mix holding all "
+                f"{len(order)} languages of language_order (n_languages {len(order) + 1})"
+            )
+        else:
+            english = _pandas_sample(mono, total - len(langs) * per, seed, f"mix {mix!r}: English rows of Mono")
+        out[mix] = english + [i for lang in langs for i in language(lang, mix)]
+    return out
 
 
 def _mt_blocks(orders: dict[str, list[str]], mixing: MixingParams, n_languages: int) -> dict[str, list[str]]:
