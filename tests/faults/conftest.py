@@ -1,7 +1,8 @@
 """Fixtures of the cross-stage fault-injection suite.
 
-Each test records its figures (faults injected, items completed, duplicate
-paid requests, items lost, ...) with the ``fault_figures`` fixture. When the
+Each test records its figures (faults injected, items completed, requests
+re-sent without a fault, requests possibly billed twice, items lost, ...) with
+the ``fault_figures`` fixture. When the
 environment variable ``POLYGLOT_FAULT_FIGURES`` names a file, the figures of
 the whole session are written there as JSON at the end (``benchmarks/run_all.py``
 reads them into the benchmark table).
@@ -23,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for llm_
 from llm_server import LLMTestServer  # noqa: E402
 
 FAULT_KINDS = ("429", "500", "timeout", "malformed")
+# Faults after which the provider may have done -- and billed -- the work: the
+# server goes on generating after the client's timeout, and a 200 with a broken
+# body was answered. 429 and 5xx are refusals (not billed by OpenAI).
+BILLABLE_FAULTS = frozenset({"timeout", "malformed"})
 FIGURES_ENV = "POLYGLOT_FAULT_FIGURES"
 FAKE_KEY = "sk-fault-SECRET-42"
 
@@ -62,6 +67,7 @@ class RandomFaults(dict):
         self.rng = random.Random(seed)
         self.kinds = kinds
         self.planned: dict[str, int] = {}
+        self.plans: dict[str, list[str]] = {}  # what each key was planned (the server consumes its own list)
         self._next = 0
 
     def get(self, key, default=None):  # called by the server under its lock
@@ -71,8 +77,34 @@ class RandomFaults(dict):
                 plan = [self.kinds[self._next % len(self.kinds)]]
                 self._next += 1
             self.planned[key] = len(plan)
+            self.plans[key] = list(plan)
             self[key] = plan
         return super().get(key, default)
+
+
+def billing_figures(counts: dict[str, int], plans: dict[str, list[str]]) -> dict[str, int]:
+    """How many requests were sent again without a fault, and how many were possibly billed twice.
+
+    The server's fault plans are consumed in order, so key ``k``'s first
+    ``len(plans[k])`` requests got those faults. A request beyond one per fault
+    plus the final one is a re-send without a fault (billed twice for sure); a
+    billable fault (``BILLABLE_FAULTS``) followed by another request is a
+    retry the provider may have billed on top of the first attempt.
+
+    Args:
+        counts: requests the server received per key.
+        plans: the faults planned per key, as planned (not the server's consumed lists).
+
+    Returns:
+        ``{"resent_without_fault": ..., "possibly_billed_twice": ...}``; the second includes the first.
+    """
+    resent = billed_twice = 0
+    for key, n in counts.items():
+        faulted = list(plans.get(key) or [])[:n]
+        extra = max(0, n - len(faulted) - 1)
+        resent += extra
+        billed_twice += extra + sum(1 for kind in faulted[: n - 1] if kind in BILLABLE_FAULTS)
+    return {"resent_without_fault": resent, "possibly_billed_twice": billed_twice}
 
 
 def chat_generations(n_per_lang: int, langs: tuple[str, ...] = ("en", "de"), mix: str = "mono") -> pd.DataFrame:
@@ -87,7 +119,8 @@ def chat_generations(n_per_lang: int, langs: tuple[str, ...] = ("en", "de"), mix
         for i in range(n_per_lang):
             rows.append(dict(model="tiny_llama", mix=mix, task="chat", lang=lang, prompt_setting="native", seed=0,
                              item_id=f"{lang}{i:03d}", prompt=f"### Human: {q.format(i=i)}### Assistant:",
-                             output=a.format(i=i), reference=None))  # fmt: skip
+                             output=a.format(i=i), question=q.format(i=i), options="null",
+                             reference=None))  # fmt: skip
     return pd.DataFrame(rows)
 
 

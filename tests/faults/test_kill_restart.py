@@ -80,20 +80,25 @@ def test_judging_killed_and_restarted(judge_server, tmp_path, fault_figures):
     first_run = {b["messages"][-1]["content"]: client.cache_key(ChatRequest("", b["messages"])) for b in judge_server.bodies}
     finished = {k for k, ck in first_run.items() if ck in stored}
     completed_first = set(judge_server.completed)
+    first_counts = dict(judge_server.counts)
 
     judge_server.reset_counts()
     judgments = run_judging(config)  # the restart
     resent = set(judge_server.counts)
     duplicates = len(resent & finished)
     inflight_resent = len(resent & (completed_first - finished))  # answered by the server, not yet stored at the kill
+    # Every request that reached the server before the kill and is sent again may be billed twice
+    # (a provider finishes, and bills, a request whose client died), answered or not by then.
+    billed_twice = len(resent & (set(first_counts) - finished))
     lost = n_items - int(judgments["valid"].sum())
     fault_figures(kill_seed=seed, items=n_items, killed_after_completed=kill_after, finished_before_kill=len(finished),
-                  restart_requests=judge_server.total, duplicate_paid_requests=duplicates,
-                  inflight_at_kill_resent=inflight_resent, items_completed=int(judgments["valid"].sum()),
+                  restart_requests=judge_server.total, resent_without_fault=duplicates,
+                  possibly_billed_twice=billed_twice, inflight_at_kill_resent=inflight_resent, items_completed=int(judgments["valid"].sum()),
                   items_lost=lost)  # fmt: skip
 
     assert len(finished) >= 1 and len(finished) < n_items
     assert duplicates == 0, resent & finished
+    assert inflight_resent <= billed_twice <= n_items - len(finished)
     assert judge_server.total == len(resent) == n_items - len(finished)  # the rest, each once
     assert len(judgments) == n_items and judgments["item_id"].is_unique
     assert lost == 0 and judgments["valid"].all()
