@@ -1,4 +1,4 @@
-"""Finetuning nodes: prepare the base model, LoRA-tune it per mix with TRL, merge.
+"""Finetuning nodes: LoRA-tune the base model per mix with TRL, merge.
 
 Training is TRL's ``SFTTrainer`` with a PEFT ``LoraConfig``; every knob is a
 field of :class:`FinetuningParams` (``conf/base/parameters_finetuning.yml``,
@@ -35,12 +35,6 @@ RUN_FINGERPRINT = "polyglot_run.json"
 
 
 # --------------------------------------------------------------------------- parameters
-
-
-class PrepareParams(StrictModel):
-    """Where prepared base models are built (one subfolder per registry name)."""
-
-    work_dir: str = "data/06_models/prepared"
 
 
 class LoraParams(StrictModel):
@@ -97,7 +91,6 @@ class FinetuningParams(StrictModel):
     (the released code padded with EOS and masked it out of the labels).
     """
 
-    prepare: PrepareParams = PrepareParams()
     lora: LoraParams = LoraParams()
     loss_on: Literal["all", "assistant"] = "all"
     text_format: Literal["rendered", "raw_guanaco"] = "rendered"
@@ -298,7 +291,7 @@ def _run_fingerprint(spec: ModelSpec, params: FinetuningParams, rows: list[dict]
     # configuration and the data. Only save/logging cadence may change.
     data = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
     config = params.model_dump(mode="json", exclude={"resume", "work_dir", "logging_steps", "save_steps",
-                                                      "save_total_limit", "prepare", "merge",
+                                                      "save_total_limit", "merge",
                                                       "dataloader_num_workers"})  # fmt: skip
     return {"model": spec.name, "config": config, "data_sha256": data}
 
@@ -452,8 +445,8 @@ def train_lora(
     model: str,
     models: dict[str, Any],
     finetuning: dict[str, Any],
-    *,
     mix_name: str | None = None,
+    *,
     callbacks: Sequence[Any] = (),
 ) -> tuple[str, dict[str, Any]]:
     """Train one mix's LoRA adapter; resumable. See :func:`train_adapter`.
@@ -515,8 +508,7 @@ def train_adapter(
     model: str,
     models: dict[str, Any],
     finetuning: dict[str, Any],
-    *,
-    mix_name: str | None = None,
+    mix_name: str,
 ) -> tuple[str, dict[str, Any]]:
     """LoRA-tune the base model on one mix with TRL's ``SFTTrainer``.
 
@@ -530,7 +522,7 @@ def train_adapter(
         model: ``params:model`` (registry name).
         models: ``params:models`` (the registry).
         finetuning: ``params:finetuning``.
-        mix_name: bound per namespace by ``per_mix``.
+        mix_name: ``params:mix_name``, the namespace's mix (names the checkpoint folder).
 
     Returns:
         The adapter folder (saved by the ``{mix}.adapter`` dataset) and the
@@ -539,7 +531,7 @@ def train_adapter(
         (``peak_cuda_allocated_mib`` on GPU), ``config`` (every resolved
         argument), ``model``, ``revision``/``resolved_revision``, ``mix``, ``rows``.
     """
-    return train_lora(train_mix, base_model, model, models, finetuning, mix_name=mix_name)
+    return train_lora(train_mix, base_model, model, models, finetuning, mix_name)
 
 
 # --------------------------------------------------------------------------- merge
@@ -561,8 +553,7 @@ def merge_adapter(
     model: str,
     models: dict[str, Any],
     finetuning: dict[str, Any],
-    *,
-    mix_name: str | None = None,
+    mix_name: str,
 ) -> str:
     """Merge the adapter into the base weights and verify the merged folder.
 
@@ -577,7 +568,7 @@ def merge_adapter(
         model: ``params:model``.
         models: ``params:models``.
         finetuning: ``params:finetuning``.
-        mix_name: bound per namespace by ``per_mix``.
+        mix_name: ``params:mix_name``, the namespace's mix (names the merged folder).
 
     Returns:
         A plain transformers folder (weights, tokenizer) for vLLM and
@@ -615,38 +606,3 @@ def merge_adapter(
         )
     (out / "polyglot_merge_check.json").write_text(json.dumps(check, indent=2))
     return str(out)
-
-
-# --------------------------------------------------------------------------- base model
-
-
-def prepare_base_model(
-    guanaco_raw: pd.DataFrame,
-    chat_prompts_raw: pd.DataFrame,
-    model: str,
-    models: dict[str, Any],
-    finetuning: dict[str, Any],
-) -> str:
-    """Build/convert/link the registry entry ``model`` into a folder.
-
-    The tiny model's tokenizer is trained on the raw Guanaco texts and the raw
-    chat prompts (the languages the demo trains and evaluates on).
-
-    Args:
-        guanaco_raw: column ``text``.
-        chat_prompts_raw: column ``instruction``.
-        model: ``params:model``.
-        models: ``params:models``.
-        finetuning: ``params:finetuning`` (``prepare.work_dir``).
-
-    Returns:
-        The prepared folder, saved by the ``base_model`` dataset.
-    """
-    params = FinetuningParams.model_validate(finetuning)
-    spec = resolve_model(models, model)
-    for name, df, col in (("guanaco_raw", guanaco_raw, "text"), ("chat_prompts_raw", chat_prompts_raw, "instruction")):
-        if col not in df.columns:
-            raise ValueError(f"{name} lacks column {col!r}; has {list(df.columns)}")
-    corpus = [*guanaco_raw["text"].dropna().astype(str), *chat_prompts_raw["instruction"].dropna().astype(str)]
-    out = Path(params.prepare.work_dir) / spec.name
-    return str(modeling.prepare_base_model(spec, corpus, out))
