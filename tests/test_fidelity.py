@@ -78,12 +78,18 @@ def test_paper_params_validate(configs):
     assert (ft.effective_batch_size, ft.per_device_batch_size) == (16, 4)
 
 
-def test_the_mono_id_list_is_the_released_file(configs):
-    ids_file = REPO / configs["paper"]["parameters"]["mixes"]["mono"]["ids_file"]
-    assert ids_file.is_file(), ids_file
+def test_the_mono_id_list_is_the_released_file_at_a_pinned_commit(configs):
+    ids_file = configs["paper"]["parameters"]["mixes"]["mono"]["ids_file"]
+    assert re.fullmatch(
+        r"https://raw\.githubusercontent\.com/ZurichNLP/multilingual-instruction-tuning/[0-9a-f]{40}/data/guanaco/ml1_ids",
+        ids_file,
+    ), ids_file
     if not SHARED_ML1.is_file():
         pytest.skip(f"released ml1_ids not found at {SHARED_ML1}")
-    assert ids_file.read_bytes() == SHARED_ML1.read_bytes()
+    # ../shared/data/README.md names the commit its copy was taken at: the same one.
+    readme = (SHARED_ML1.parents[1] / "README.md").read_text(encoding="utf-8")
+    commit = ids_file.split("/")[5]
+    assert f"ml1_ids @ {commit}" in readme
 
 
 def test_chat_prompts_are_the_papers_files_at_pinned_commits(configs):
