@@ -1,4 +1,4 @@
-"""Hand-made scores: 3 mixes x 4 languages x 3 seeds x 6 items; XNLI absent."""
+"""Hand-made scores: 3 mixes x 4 languages x 3 seeds x 12 items; XNLI absent."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from polyglot_kedro.pipelines.reporting.inputs import combine_scores
+from polyglot_kedro.pipelines.reporting.plateau import dose_response
 from polyglot_kedro.pipelines.reporting.statistics import aggregate_scores
 
 MIXES = {
@@ -16,7 +17,7 @@ MIXES = {
 }
 LANGS = ["ru", "en", "es", "de"]  # deliberately not in figure order
 SEEDS = [0, 42, 723]
-N_ITEMS = 6
+N_ITEMS = 12
 
 
 def _make_scores(mix: str, rng: np.random.Generator, *, model: str = "tiny_llama", bonus: dict | None = None) -> pd.DataFrame:
@@ -79,6 +80,11 @@ def scores(scores_by_mix) -> pd.DataFrame:
 @pytest.fixture
 def aggregates(scores, reporting_params) -> pd.DataFrame:
     return aggregate_scores(scores, reporting_params)
+
+
+@pytest.fixture
+def dose(scores, mixes, language_groups, reporting_params) -> pd.DataFrame:
+    return dose_response(scores, mixes, language_groups, reporting_params)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from PIL import Image
 
 from polyglot_kedro.pipelines.reporting.draw import draw_figures
 from polyglot_kedro.pipelines.reporting.inputs import combine_scores
+from polyglot_kedro.pipelines.reporting.plateau import dose_response
 from polyglot_kedro.pipelines.reporting.statistics import aggregate_scores, compare_mixes
 
 
@@ -21,12 +22,13 @@ def _bars(fig):
 
 
 def test_figures_hatching_order_captions_and_skips(aggregates, scores, mixes, data_mixing_params, language_groups,
-                                                  mix_summary, language_distribution, reporting_params):
+                                                  mix_summary, language_distribution, dose, reporting_params):
     open_before = plt.get_fignums()
     drawn, numbers, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups,
-                                            mix_summary, language_distribution, reporting_params)
+                                            mix_summary, language_distribution, dose, reporting_params)
     assert plt.get_fignums() == open_before  # Figure objects, not pyplot's global registry
-    assert sorted(drawn) == ["fig1_io_lang_agreement.png", "fig2_helpfulness.png", "fig3_xquad.png", "fig4_xcsqa.png"]
+    assert sorted(drawn) == ["fig1_io_lang_agreement.png", "fig2_helpfulness.png", "fig3_xquad.png", "fig4_xcsqa.png",
+                             "fig8_dose_response.png"]
     notes = " ".join(manifest["notes"])
     assert "Fig. 5 (XNLI) skipped" in notes and "Fig. 6" in notes and "Fig. 7" in notes
     fig2 = drawn["fig2_helpfulness.png"]
@@ -43,6 +45,7 @@ def test_figures_hatching_order_captions_and_skips(aggregates, scores, mixes, da
     captions = {f["id"]: f["caption"] for f in manifest["figures"]}
     assert "standard deviation" in captions["fig2_helpfulness"]
     assert "95% bootstrap confidence interval" in captions["fig1_io_lang_agreement"]
+    assert "resampling prompts with all their seeds" in captions["fig1_io_lang_agreement"]
     assert set(numbers.loc[numbers["figure"] == "fig2_helpfulness", "error_bars"]) == {"sd"}
     assert len(numbers[numbers["figure"] == "fig3_xquad"]) == 24
     for f in manifest["figures"]:
@@ -60,7 +63,8 @@ def test_figures_native_vs_mt_and_model_sizes(scores_by_mix, make_scores, data_m
     all_scores = combine_scores(**{m: pd.concat([frames[m], big.get(m, frames[m].iloc[:0])]) for m in frames})
     agg = aggregate_scores(all_scores, reporting_params)
     drawn, numbers, manifest = draw_figures(agg, all_scores, mixes, data_mixing_params, language_groups,
-                                            mix_summary, language_distribution, reporting_params)
+                                            mix_summary, language_distribution, dose_response(all_scores, mixes,
+                                            language_groups, reporting_params), reporting_params)
     assert "fig6_native_vs_mt.png" in drawn and "fig7_model_size.png" in drawn
     fig6 = _bars(drawn["fig6_native_vs_mt.png"])
     assert fig6["mt_multi2|es"].get_hatch() == "//" and not fig6["mt_multi2|ru"].get_hatch()
@@ -81,7 +85,42 @@ def test_paper_rows_beside_ours_not_instead(scores, mixes, make_scores, data_mix
     both = pd.concat([scores, paper], ignore_index=True)
     agg = aggregate_scores(both, reporting_params)
     drawn, numbers, manifest = draw_figures(agg, both, mixes, data_mixing_params, language_groups, mix_summary,
-                                            language_distribution, reporting_params)
+                                            language_distribution, dose_response(both, mixes, language_groups,
+                                                                                 reporting_params), reporting_params)
     assert set(numbers.loc[numbers["figure"] == "fig2_helpfulness", "model"]) == {"tiny_llama"}
     fig7 = _bars(drawn["fig7_model_size.png"])
     assert {"paper|multi4", "tiny_llama|multi3"} <= set(fig7)
+
+
+def test_paper_error_bars_are_the_per_seed_mean_interval(aggregates, scores, mixes, data_mixing_params, language_groups,
+                                                        mix_summary, language_distribution, dose, reporting_params):
+    params = {**reporting_params, "error_bars": "paper", "error_bars_by_figure": {}}
+    drawn, numbers, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups,
+                                            mix_summary, language_distribution, dose, params)
+    caption = {f["id"]: f["caption"] for f in manifest["figures"]}["fig2_helpfulness"]
+    assert "per-seed means" in caption
+    row = aggregates[(aggregates["mix"] == "multi2") & (aggregates["lang"] == "es")
+                     & (aggregates["metric"] == "helpfulness")].iloc[0]
+    bar = _bars(drawn["fig2_helpfulness.png"])["multi2|es"]
+    # the error bar line of this bar spans the seed-mean interval
+    ax = drawn["fig2_helpfulness.png"].axes[0]
+    x = bar.get_x() + bar.get_width() / 2
+    spans = [seg for coll in ax.collections for seg in coll.get_segments() if abs(seg[0][0] - x) < 1e-9]
+    assert len(spans) == 1
+    assert (spans[0][0][1], spans[0][1][1]) == pytest.approx((row["seed_ci_low"], row["seed_ci_high"]))
+
+
+def test_dose_response_figure(dose, aggregates, scores, mixes, data_mixing_params, language_groups, mix_summary,
+                              language_distribution, reporting_params):
+    drawn, _, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups, mix_summary,
+                                      language_distribution, dose, reporting_params)
+    fig = drawn["fig8_dose_response.png"]
+    lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.lines if ln.get_gid() == "high|line"}
+    assert lines  # the high group's line (en, es, ru, de are all high)
+    helpful = [ax for ax in fig.axes if ax.get_visible() and "Helpfulness" in ax.get_title()][0]
+    line = [ln for ln in helpful.lines if ln.get_gid() == "high|line"][0]
+    expect = dose[(dose["metric"] == "helpfulness") & (dose["group"] == "high")].sort_values("n_languages")["mean"]
+    assert list(line.get_ydata()) == pytest.approx(list(expect))
+    assert [t.get_text() for t in helpful.get_xticklabels()] == ["1", "2", "3"]
+    caption = {f["id"]: f["caption"] for f in manifest["figures"]}["fig8_dose_response"]
+    assert "One line per language group" in caption and "resampling prompts" in caption

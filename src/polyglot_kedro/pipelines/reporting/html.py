@@ -19,6 +19,8 @@ dl.meta { display: grid; grid-template-columns: max-content auto; gap: 2px 1em; 
 dl.meta dt { font-weight: 600; } dl.meta dd { margin: 0; }
 figure { margin: 1em 0 2em; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #444; max-width: 60em; }
+.table-box { overflow-x: auto; max-width: 100%; } p.table-note { font-size: 0.85em; color: #444; max-width: 60em; }
+details > summary { cursor: pointer; color: #333; margin: 0.3em 0; }
 .notes li { color: #8a4b00; } code { background: #f5f5f5; padding: 0 3px; }
 """
 
@@ -45,14 +47,23 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+#: Tables longer than this are collapsed (``<details>``) with their row count.
+COLLAPSE_ROWS = 30
+
+
 def _table_html(df: pd.DataFrame) -> str:
+    """A table in its own horizontally scrolling box; long ones collapsed behind their row count."""
     if df is None or df.empty:
         return "<p><em>(no rows)</em></p>"
-    return df.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+    table = df.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+    box = f'<div class="table-box">{table}</div>'
+    if len(df) > COLLAPSE_ROWS:
+        return f"<details><summary>{len(df)} rows (show)</summary>{box}</details>"
+    return box
 
 
 def render(*, title: str, meta: Sequence[tuple[str, str]], notes: Sequence[str], figures: Sequence[dict[str, Any]],
-           tables: Sequence[tuple[str, pd.DataFrame]], viz_link: str, viz_command: str) -> str:
+           tables: Sequence[tuple[str, str, pd.DataFrame]], viz_link: str, viz_command: str) -> str:
     """The report document.
 
     Args:
@@ -60,7 +71,7 @@ def render(*, title: str, meta: Sequence[tuple[str, str]], notes: Sequence[str],
         meta: (label, value) pairs for the header.
         notes: skipped figures and other caveats.
         figures: ``{id, title, caption, png_base64}`` dicts.
-        tables: (title, frame) pairs.
+        tables: (title, note, frame) triples (an empty note is left out).
         viz_link: relative link to the kedro-viz build.
         viz_command: how to build it.
 
@@ -82,7 +93,8 @@ def render(*, title: str, meta: Sequence[tuple[str, str]], notes: Sequence[str],
         out.append(f'<figure id="{esc(fig["id"], quote=True)}"><img alt="{esc(fig["title"], quote=True)}" '
                    f'src="data:image/png;base64,{fig["png_base64"]}">'
                    f"<figcaption><strong>{esc(fig['title'])}.</strong> {esc(fig['caption'])}</figcaption></figure>")
-    for name, df in tables:
-        out.append(f"<h2>{esc(name)}</h2>{_table_html(df)}")
+    for name, note, df in tables:
+        text = f'<p class="table-note">{esc(note)}</p>' if note else ""
+        out.append(f"<h2>{esc(name)}</h2>{text}{_table_html(df)}")
     out.append("</body></html>")
     return "\n".join(out)

@@ -10,8 +10,28 @@ from polyglot_kedro.config import StrictModel
 
 FigureId = Literal[
     "fig1_io_lang_agreement", "fig2_helpfulness", "fig3_xquad", "fig4_xcsqa", "fig5_xnli",
-    "fig6_native_vs_mt", "fig7_model_size",
+    "fig6_native_vs_mt", "fig7_model_size", "fig8_dose_response",
 ]  # fmt: skip
+
+
+ErrorBars = Literal["ci", "sd", "paper"]
+#: What a confidence interval resamples: prompts with all their seeds (``prompt_cluster``),
+#: prompt means (``seed_mean``), or scored rows as if independent (``row``, the old, too narrow way).
+CiUnit = Literal["prompt_cluster", "seed_mean", "row"]
+
+
+class PlateauParams(StrictModel):
+    """``reporting.plateau``: the non-inferiority margin per metric (``default`` for the others)."""
+
+    delta: dict[str, float] = Field(default_factory=lambda: {"default": 0.05, "helpfulness": 0.25})
+
+    def delta_for(self, metric: str) -> float:
+        """The margin of ``metric`` in its own units."""
+        if metric in self.delta:
+            return self.delta[metric]
+        if "default" not in self.delta:
+            raise ValueError(f"reporting.plateau.delta has no margin for metric {metric!r} and no 'default'")
+        return self.delta["default"]
 
 
 class ReportingParams(StrictModel):
@@ -19,11 +39,19 @@ class ReportingParams(StrictModel):
 
     n_boot: int = Field(1000, ge=10)
     ci_level: float = Field(0.95, gt=0, lt=1)
+    ci_unit: CiUnit = "prompt_cluster"
     seed: int = 42
-    error_bars: Literal["ci", "sd"] = "ci"
-    error_bars_by_figure: dict[FigureId, Literal["ci", "sd"]] = Field(default_factory=dict)
+    error_bars: ErrorBars = "ci"
+    error_bars_by_figure: dict[FigureId, ErrorBars] = Field(default_factory=dict)
     comparisons: list[tuple[str, str]] | None = None
-    alpha: float = Field(0.05, gt=0, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    # Paired test: exact sign-flip enumeration up to exact_max_n prompts, else
+    # test_resamples random sign vectors (p-value floor 1 / (test_resamples + 1)).
+    exact_max_n: int = Field(30, ge=1, le=40)
+    test_resamples: int = Field(100_000, ge=100)
+    # Multiple-comparison correction over one family = every test of one model, task and metric.
+    correction: Literal["holm", "bh"] = "holm"
+    plateau: PlateauParams = Field(default_factory=PlateauParams)
     xquad_metric: Literal["xquad_f1", "xquad_em"] = "xquad_f1"
     size_metric: str = "helpfulness"
     sources: dict[str, Any] = Field(default_factory=dict)  # name -> path / Hub id / {lang: ...}
@@ -34,5 +62,5 @@ class ReportingParams(StrictModel):
     viz_command: str = "kedro viz build"
 
     def bars_for(self, figure_id: str) -> str:
-        """Error bar kind (``ci`` or ``sd``) drawn in ``figure_id``."""
+        """Error bar kind (``ci``, ``sd`` or ``paper``) drawn in ``figure_id``."""
         return self.error_bars_by_figure.get(figure_id, self.error_bars)

@@ -6,9 +6,11 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from polyglot_kedro.config import MixSpec
 
+from .bundle import results_bundle
 from .draw import draw_figures
 from .inputs import collect_training_metrics, combine_scores, summarize_costs
 from .paper_results import load_paper_results
+from .plateau import dose_response, plateau_table
 from .render import render_report, render_tables_markdown
 from .statistics import aggregate_scores, compare_mixes, count_invalid
 
@@ -45,6 +47,9 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
     usage = {m: f"{m}.judging_usage" for m in names}
     if with_translation_usage:
         usage["translation_usage"] = "translation_usage"
+    tables = {"significance": "report_significance", "plateau": "report_plateau",
+              "invalid_counts": "report_invalid_counts", "costs": "report_costs", "mix_summary": "mix_summary",
+              "language_distribution": "language_distribution", "training_metrics": "report_training_metrics"}
     return pipeline(
         [
             node(load_paper_results, "params:reporting", "report_paper_results", name="load_paper_results"),
@@ -57,27 +62,37 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
             node(compare_mixes, ["report_scores", "params:mixes", "params:reporting"], "report_significance",
                  name="compare_mixes"),
             node(count_invalid, "report_scores", "report_invalid_counts", name="count_invalid"),
+            node(plateau_table, ["report_scores", "params:mixes", "params:language_groups", "params:reporting"],
+                 "report_plateau", name="plateau_table"),
+            node(dose_response, ["report_scores", "params:mixes", "params:language_groups", "params:reporting"],
+                 "report_dose_response", name="dose_response"),
             node(
                 draw_figures,
                 ["report_aggregates", "report_scores", "params:mixes", "params:data_mixing", "params:language_groups",
-                 "mix_summary", "language_distribution", "params:reporting"],
+                 "mix_summary", "language_distribution", "report_dose_response", "params:reporting"],
                 ["report_figures", "report_figure_numbers", "report_figure_manifest"],
                 name="draw_figures",
             ),
             node(
                 render_tables_markdown,
-                ["report_figure_numbers", "report_significance", "report_invalid_counts", "report_costs",
-                 "mix_summary", "language_distribution", "report_training_metrics", "report_figure_manifest"],
+                {"figure_numbers": "report_figure_numbers", "manifest": "report_figure_manifest", **tables,
+                 "dose_response": "report_dose_response", "params": "params:reporting"},
                 "report_tables_md",
                 name="render_tables_markdown",
             ),
             node(
                 render_report,
-                ["report_figure_manifest", "report_significance", "report_invalid_counts", "report_costs",
-                 "mix_summary", "language_distribution", "report_training_metrics", "report_scores",
-                 "params:mixes", "params:model", "params:reporting", "run_info"],
+                {"manifest": "report_figure_manifest", **tables, "scores": "report_scores", "mixes": "params:mixes",
+                 "model": "params:model", "params": "params:reporting", "run_info": "run_info"},
                 "report_html",
                 name="render_report",
+            ),
+            node(
+                results_bundle,
+                ["report_aggregates", "report_significance", "report_plateau", "report_dose_response", "report_scores",
+                 "run_info", "params:reporting"],
+                "report_bundle",
+                name="results_bundle",
             ),
         ]
     )

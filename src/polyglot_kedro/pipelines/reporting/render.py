@@ -13,59 +13,93 @@ import pandas as pd
 
 from polyglot_kedro.config import MixSpec, mix_specs
 
-from . import html
+from . import figures, html
 from .params import ReportingParams
 
 
-def render_tables_markdown(figure_numbers: pd.DataFrame, significance: pd.DataFrame, invalid_counts: pd.DataFrame,
+def render_tables_markdown(figure_numbers: pd.DataFrame, manifest: dict[str, Any], significance: pd.DataFrame,
+                           plateau: pd.DataFrame, dose_response: pd.DataFrame, invalid_counts: pd.DataFrame,
                            costs: pd.DataFrame, mix_summary: pd.DataFrame, language_distribution: pd.DataFrame,
-                           training_metrics: pd.DataFrame, manifest: dict[str, Any]) -> str:
+                           training_metrics: pd.DataFrame, params: dict[str, Any]) -> str:
     """All report tables as one Markdown document (numbers of every figure first).
 
     Args:
-        figure_numbers: output of :func:`draw_figures`.
-        significance: output of :func:`compare_mixes`.
-        invalid_counts: output of :func:`count_invalid`.
-        costs: output of :func:`summarize_costs`.
+        figure_numbers: the bars of Figs. 1-7 (:func:`~.draw.draw_figures`).
+        manifest: the figure manifest (captions and notes).
+        significance: :func:`~.statistics.compare_mixes`.
+        plateau: :func:`~.plateau.plateau_table`.
+        dose_response: :func:`~.plateau.dose_response` (Fig. 8's numbers).
+        invalid_counts: :func:`~.statistics.count_invalid`.
+        costs: :func:`~.inputs.summarize_costs`.
         mix_summary: data_mixing's summary.
         language_distribution: data_mixing's language distribution.
-        training_metrics: output of :func:`collect_training_metrics`.
-        manifest: the figure manifest (for captions and notes).
+        training_metrics: :func:`~.inputs.collect_training_metrics`.
+        params: ``params:reporting`` (the tables' notes state the statistics).
 
     Returns:
         The Markdown text.
     """
+    p = ReportingParams.model_validate(params)
     parts = ["# polyglot_kedro report tables", ""]
     if manifest.get("notes"):
         parts += ["## Notes", ""] + [f"- {n}" for n in manifest["notes"]] + [""]
     for fig in manifest.get("figures", []):
         parts += [f"## {fig['title']} ({fig['id']})", "", fig["caption"], ""]
-        parts += [html.markdown_table(figure_numbers[figure_numbers["figure"] == fig["id"]].drop(columns="figure")), ""]
-    for title, df in _tables(significance, invalid_counts, costs, mix_summary, language_distribution, training_metrics):
-        parts += [f"## {title}", "", html.markdown_table(df), ""]
+        rows = figure_numbers[figure_numbers["figure"] == fig["id"]].drop(columns="figure")
+        parts += [html.markdown_table(dose_response if fig["id"] == "fig8_dose_response" else rows), ""]
+    for title, note, df in report_tables(significance, plateau, invalid_counts, costs, mix_summary,
+                                         language_distribution, training_metrics, p):
+        parts += [f"## {title}", ""] + ([note, ""] if note else []) + [html.markdown_table(df), ""]
     return "\n".join(parts)
 
 
-def _tables(significance, invalid_counts, costs, mix_summary, language_distribution, training_metrics):
-    return [
-        ("Paired significance between mixes (diff = mix_b - mix_a; paired bootstrap; p_holm: Holm over the languages of each comparison and metric)", significance),
-        ("Invalid judgments / scores per mix and language", invalid_counts),
-        ("Cost ledger (API usage)", costs),
-        ("Data-mix summary", mix_summary),
-        ("Language distribution", language_distribution),
-        ("Training metrics", training_metrics),
+def statistics_text(p: ReportingParams) -> str:
+    """The report's one-paragraph statement of how intervals and tests were computed."""
+    interval = figures.interval_text("ci", p.ci_level, p.n_boot, p.ci_unit)
+    return (f"Intervals: {interval}, seed {p.seed}. Comparisons pair two mixes on the prompt (its mean over seeds) "
+            f"and use a two-sided sign-flip permutation test: exact (all 2^n sign vectors, p-value floor 2/2^n) up "
+            f"to {p.exact_max_n} prompts, else {p.test_resamples} random sign vectors (floor "
+            f"{1 / (p.test_resamples + 1):.1e}). One family per model, task and metric (every mix pair x language "
+            f"x prompt setting), corrected with {_CORRECTION[p.correction]}; significant: adjusted p < {p.alpha}. "
+            f"mde: the smallest difference a comparison detects with power 0.8 at uncorrected alpha {p.alpha}.")
+
+
+_CORRECTION = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (false discovery rate)"}
+
+
+def report_tables(significance: pd.DataFrame, plateau: pd.DataFrame, invalid_counts: pd.DataFrame, costs: pd.DataFrame,
+                  mix_summary: pd.DataFrame, language_distribution: pd.DataFrame, training_metrics: pd.DataFrame,
+                  p: ReportingParams) -> list[tuple[str, str, pd.DataFrame]]:
+    """(title, note, frame) of every table after the figures; the comparisons split per task."""
+    deltas = ", ".join(f"{k} {v}" for k, v in p.plateau.delta.items())
+    out = [("How many finetuning languages are enough (plateau)",
+            f"For each target language and resource group: the smallest i such that Multi-i is not worse than every "
+            f"larger mix and the full mix by more than delta ({deltas}), with a one-sided {1 - p.alpha:.0%} bound "
+            "over prompts (non-inferiority). 'undecided': the intervals are too wide to tell; 'at most i': i is "
+            "enough but a smaller mix is undecided.", plateau)]
+    tasks = list(pd.unique(significance["task"])) if len(significance) else []
+    for task in tasks or [None]:
+        sub = significance if task is None else significance[significance["task"] == task]
+        out.append((f"Paired comparisons{'' if task is None else f': {task}'} (diff = mix_b - mix_a)",
+                    statistics_text(p), sub))
+    return out + [
+        ("Invalid judgments / scores per mix and language", "", invalid_counts),
+        ("Cost ledger (API usage)", "", costs),
+        ("Data-mix summary", "", mix_summary),
+        ("Language distribution", "", language_distribution),
+        ("Training metrics", "", training_metrics),
     ]
 
 
-def render_report(manifest: dict[str, Any], significance: pd.DataFrame, invalid_counts: pd.DataFrame,
-                  costs: pd.DataFrame, mix_summary: pd.DataFrame, language_distribution: pd.DataFrame,
-                  training_metrics: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str, Any], model: str,
-                  params: dict[str, Any], run_info: Mapping[str, Any]) -> str:
+def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau: pd.DataFrame,
+                  invalid_counts: pd.DataFrame, costs: pd.DataFrame, mix_summary: pd.DataFrame,
+                  language_distribution: pd.DataFrame, training_metrics: pd.DataFrame, scores: pd.DataFrame,
+                  mixes: dict[str, Any], model: str, params: dict[str, Any], run_info: Mapping[str, Any]) -> str:
     """The self-contained HTML report (figures embedded as base64 PNG).
 
     Args:
-        manifest: the figure manifest from :func:`draw_figures`.
-        significance, invalid_counts, costs, mix_summary, language_distribution,
+        manifest: the figure manifest from :func:`~.draw.draw_figures`.
+        significance, plateau, invalid_counts, costs, mix_summary, language_distribution,
             training_metrics: the tables, as in :func:`render_tables_markdown`.
         scores: the combined tidy scores (models, judges, seeds, engines).
         mixes: ``params:mixes``.
@@ -101,13 +135,13 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, invalid_
         ("Engine", engine),
         ("Git commit", _describe_commit(run_info)),
         ("Run", _describe_run(run_info)),
-        ("Statistics", f"{p.n_boot} bootstrap resamples over item x seed rows, seed {p.seed}, "
-                       f"{int(round(p.ci_level * 100))}% percentile CI"),
+        ("Statistics", statistics_text(p)),
     ]
     return html.render(
         title="polyglot_kedro: how much multilinguality does instruction tuning need?",
         meta=meta, notes=manifest.get("notes", []), figures=manifest.get("figures", []),
-        tables=_tables(significance, invalid_counts, costs, mix_summary, language_distribution, training_metrics),
+        tables=report_tables(significance, plateau, invalid_counts, costs, mix_summary, language_distribution,
+                             training_metrics, p),
         viz_link=p.viz_link, viz_command=p.viz_command,
     )
 

@@ -1,7 +1,10 @@
 """Reporting statistics: per-group summaries, paired comparisons between mixes, invalid counts.
 
 The formulas live in :mod:`polyglot_kedro.stats`; this module decides what is
-grouped and paired with what.
+grouped and paired with what. The prompt is the unit (issue 16): intervals
+resample prompts with all their seeds (``reporting.ci_unit``), comparisons
+pair mixes on the prompt's mean over its seeds, and the p-values of one
+model, task and metric form one family for the correction.
 """
 
 from __future__ import annotations
@@ -13,33 +16,57 @@ from typing import Any
 import pandas as pd
 
 from polyglot_kedro.config import MixSpec, mix_specs
-from polyglot_kedro.stats import holm, paired_bootstrap, summarize
+from polyglot_kedro import stats
 
 from .params import ReportingParams
 
 logger = logging.getLogger(__name__)
 
 GROUP_KEYS = ["model", "mix", "task", "lang", "prompt_setting", "metric"]
-PAIR_KEYS = ["model", "task", "lang", "prompt_setting", "metric", "seed", "item_id"]
-STAT_COLUMNS = ["n", "n_invalid", "mean", "sd", "ci_low", "ci_high"]
+CELL_KEYS = ["model", "task", "lang", "prompt_setting", "metric"]
+#: ``ci_*``: the interval of ``reporting.ci_unit``; ``seed_ci_*``: the paper's bar (seaborn CI over per-seed means).
+STAT_COLUMNS = ["n", "n_prompts", "n_seeds", "n_invalid", "mean", "sd", "ci_low", "ci_high", "seed_ci_low", "seed_ci_high"]
+FAMILY_KEYS = ["model", "task", "metric"]
 COMPARISON_COLUMNS = [
-    "model", "task", "lang", "prompt_setting", "metric", "mix_a", "mix_b", "n_pairs", "n_unpaired",
-    "mean_a", "mean_b", "diff", "ci_low", "ci_high", "p_value", "p_holm", "significant",
+    *CELL_KEYS, "mix_a", "mix_b", "n_prompts", "n_unpaired", "mean_a", "mean_b", "diff", "ci_low", "ci_high",
+    "p_value", "test", "p_floor", "mde", "family", "family_size", "correction", "p_adjusted", "significant",
 ]  # fmt: skip
 
 
+def group_interval(valid: pd.DataFrame, p: ReportingParams) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high) of one group's valid rows with ``p.ci_unit`` as the resampling unit."""
+    if p.ci_unit == "row":
+        s = stats.summarize(valid["score"].to_numpy(float), n_boot=p.n_boot, seed=p.seed, level=p.ci_level)
+        return s.mean, s.ci_low, s.ci_high
+    ci = stats.cluster_bootstrap_ci(valid, mode="cluster" if p.ci_unit == "prompt_cluster" else "seed_mean",
+                                    n_resamples=p.n_boot, confidence=p.ci_level, seed=p.seed)
+    return ci.mean, ci.ci_low, ci.ci_high
+
+
 def _stat_row(key: Mapping[str, Any], grp: pd.DataFrame, p: ReportingParams) -> dict[str, Any]:
-    s = summarize(grp.loc[grp["valid"], "score"].to_numpy(dtype=float), n_boot=p.n_boot, seed=p.seed, level=p.ci_level)
-    return {**key, "n": s.n, "n_invalid": int((~grp["valid"]).sum()),
-            "mean": s.mean, "sd": s.sd, "ci_low": s.ci_low, "ci_high": s.ci_high}
+    valid = grp[grp["valid"]]
+    row = {**key, "n": len(valid), "n_prompts": valid["item_id"].nunique(), "n_seeds": valid["seed"].nunique(),
+           "n_invalid": int((~grp["valid"]).sum())}
+    nan = float("nan")
+    if valid.empty:
+        return {**row, "mean": nan, "sd": nan, "ci_low": nan, "ci_high": nan, "seed_ci_low": nan, "seed_ci_high": nan}
+    mean, low, high = group_interval(valid, p)
+    paper = stats.paper_seed_mean_ci(stats.seed_means(valid).to_numpy(), confidence=p.ci_level, n_boot=p.n_boot,
+                                     seed=p.seed)
+    sd = float(valid["score"].std(ddof=1)) if len(valid) > 1 else nan
+    return {**row, "mean": mean, "sd": sd, "ci_low": low, "ci_high": high,
+            "seed_ci_low": paper.ci_low, "seed_ci_high": paper.ci_high}
 
 
 def aggregate_scores(scores: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Mean, sd and bootstrap CI per (model, mix, task, lang, prompt setting, metric).
+    """Mean, sd and bootstrap CIs per (model, mix, task, lang, prompt setting, metric).
 
     Invalid rows (``valid`` False) are counted in ``n_invalid`` and left out
-    of the statistics. Every group uses a fresh generator seeded with
-    ``reporting.seed``, so a group's numbers do not depend on the others.
+    of the statistics. ``ci_low/ci_high`` resample with ``reporting.ci_unit``
+    (default: prompts, each with all its seeds); ``seed_ci_*`` is the paper's
+    bar, seaborn's bootstrap over the per-seed means. Every group uses a fresh
+    generator seeded with ``reporting.seed``, so a group's numbers do not
+    depend on the others.
 
     Args:
         scores: the combined tidy scores.
@@ -97,13 +124,18 @@ def default_comparisons(mixes: Mapping[str, MixSpec], present: Sequence[str]) ->
 
 
 def compare_mixes(scores: pd.DataFrame, mixes: dict[str, Any], params: dict[str, Any]) -> pd.DataFrame:
-    """Paired bootstrap between mixes on every (model, task, lang, prompt setting, metric).
+    """Paired sign-flip tests between mixes on every (model, task, lang, prompt setting, metric).
 
-    Rows are paired on (model, task, lang, prompt_setting, metric, seed,
-    item_id); a pair needs a valid score on both sides (the count of unpaired
-    valid rows is reported). ``diff = mean_b - mean_a``; ``p_holm`` is the
-    Holm adjustment over the languages of one (comparison, task, prompt
-    setting, metric); ``significant`` is ``p_holm < alpha``.
+    The two mixes are paired on the prompt: each prompt's mean over its valid
+    seeds (prompts with valid scores in only one mix are counted in
+    ``n_unpaired``). ``diff = mean_b - mean_a`` with a bootstrap CI over
+    prompts; ``p_value`` is exact (all sign vectors) up to
+    ``reporting.exact_max_n`` prompts, else Monte Carlo; ``p_floor`` is the
+    smallest p-value the test could give; ``mde`` the smallest difference it
+    would detect (power 0.8, uncorrected ``alpha``). ``p_adjusted`` corrects
+    (``reporting.correction``) over the family named in ``family``: every test
+    of one model, task and metric (all mix pairs x languages x prompt
+    settings); ``significant`` is ``p_adjusted < alpha``.
 
     Args:
         scores: the combined tidy scores.
@@ -128,31 +160,33 @@ def compare_mixes(scores: pd.DataFrame, mixes: dict[str, Any], params: dict[str,
         if unknown:
             raise ValueError(f"reporting.comparisons names unknown mixes {unknown}; known: {sorted(specs)}")
     valid = scores[scores["valid"]]
+    cells = {key: grp for key, grp in valid.groupby(["mix", *CELL_KEYS], sort=True)}
     rows = []
     for a, b in pairs:
-        left = valid[valid["mix"] == a][PAIR_KEYS + ["score"]]
-        right = valid[valid["mix"] == b][PAIR_KEYS + ["score"]]
-        if left.empty or right.empty:
-            logger.warning("comparison %s vs %s skipped: no valid scores for %s", a, b, a if left.empty else b)
+        if not ((valid["mix"] == a).any() and (valid["mix"] == b).any()):
+            logger.warning("comparison %s vs %s skipped: no valid scores for %s", a, b,
+                           a if not (valid["mix"] == a).any() else b)
             continue
-        merged = left.merge(right, on=PAIR_KEYS, suffixes=("_a", "_b"), how="outer", indicator=True)
-        for key, grp in merged.groupby(PAIR_KEYS[:5], sort=True):
-            both = grp[grp["_merge"] == "both"]
-            if both.empty:
+        keys = sorted({k[1:] for k in cells if k[0] == a} & {k[1:] for k in cells if k[0] == b})
+        for key in keys:
+            left, right = cells[(a, *key)], cells[(b, *key)]
+            if not set(left["item_id"]) & set(right["item_id"]):
                 continue
-            r = paired_bootstrap(both["score_a"], both["score_b"], n_boot=p.n_boot, seed=p.seed, level=p.ci_level)
-            rows.append({**dict(zip(PAIR_KEYS[:5], key)), "mix_a": a, "mix_b": b, "n_pairs": r.n_pairs,
-                         "n_unpaired": int((grp["_merge"] != "both").sum()), "mean_a": r.mean_a,
-                         "mean_b": r.mean_b, "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                         "p_value": r.p_value})
+            r = stats.compare_mixes(left, right, n_resamples=p.test_resamples, exact_max_n=p.exact_max_n,
+                                    confidence=p.ci_level, n_boot=p.n_boot, alpha=p.alpha, seed=p.seed)
+            rows.append({**dict(zip(CELL_KEYS, key)), "mix_a": a, "mix_b": b, "n_prompts": r.n,
+                         "n_unpaired": r.n_unpaired, "mean_a": r.mean_a, "mean_b": r.mean_b, "diff": r.mean_diff,
+                         "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value, "test": r.method,
+                         "p_floor": r.p_floor, "mde": r.mde})
     out = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
-    # One family per comparison and metric (its languages): a table-wide
-    # correction would need more resamples than the bootstrap p-value's floor
-    # 1/(n_boot+1) allows.
-    family = ["model", "task", "prompt_setting", "metric", "mix_a", "mix_b"]
-    out["p_holm"] = (out.groupby(family, sort=False)["p_value"].transform(lambda s: holm(s.to_numpy(float)))
-                     if len(out) else pd.Series(dtype=float))
-    out["significant"] = out["p_holm"] < p.alpha
+    if out.empty:
+        return out
+    fam = out.groupby(FAMILY_KEYS, sort=False)
+    out["family"] = out["task"].astype(str) + "/" + out["metric"].astype(str) + " (" + out["model"].astype(str) + ")"
+    out["family_size"] = fam["p_value"].transform("size").astype(int)
+    out["correction"] = p.correction
+    out["p_adjusted"] = fam["p_value"].transform(lambda s: stats.adjust_pvalues(s.to_numpy(float), p.correction))
+    out["significant"] = out["p_adjusted"] < p.alpha
     return out
 
 
