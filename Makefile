@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup run test test-all bench demo viz clean-data
+.PHONY: setup run test test-all bench demo viz clean-data gpu-check
 
 setup: $(STAMP)
 
@@ -53,3 +53,10 @@ bench: setup
 ## docs/REPLICATION.md): needs ../shared/data beside the repo.
 demo: setup
 	$(VENV)/bin/kedro run --env demo
+
+## The prepared GPU check (issue 21, docs/GPU.md): Llama-2-7B-shaped LoRA,
+## merge, generation and a paper-env smoke run on one GPU, one table in
+## benchmarks/results/gpu-<date>-<device>.{json,md}; the tiny CPU fallback
+## where no CUDA device is visible.
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)

@@ -132,6 +132,17 @@ class Plan:
 
 
 def make_plan(gpu: bool, budget_s: float | None) -> Plan:
+    """The plan of this machine; a ``budget_s`` other than the default scales every step's budget alike."""
+    plan = _base_plan(gpu)
+    if budget_s is None:
+        return plan
+    scale = budget_s / plan.budget_s
+    return Plan(**{**asdict(plan), "shape": plan.shape, "smoke_shape": plan.smoke_shape, "budget_s": budget_s,
+                   "budgets": {k: v * scale for k, v in plan.budgets.items()}})  # fmt: skip
+
+
+def _base_plan(gpu: bool) -> Plan:
+    budget_s = None
     if gpu:
         return Plan("gpu", LLAMA2_7B, SMOKE_GPU, seq=1024, per_device_batch=4, effective_batch=PAPER_EFFECTIVE_BATCH,
                     warmup_steps=1, timed_steps=3, gen_prompts_b8=32, gen_prompts_best=128, gen_new_tokens=128,
@@ -509,7 +520,8 @@ def _step_train(st: dict, precision: str) -> dict:
     cfg_note = (f"{prec}, weights {metrics['config']['dtype']}, batch {plan['per_device_batch']} x accumulation "
                 f"{metrics['config']['gradient_accumulation_steps']} = {plan['effective_batch']} seqs of {plan['seq']}, "
                 f"LoRA r {metrics['config']['lora']['r']} alpha {metrics['config']['lora']['alpha']} "
-                f"on {metrics['config']['lora']['target_modules']}, grad ckpt {gc}, optim {sft.get('optim')}, "
+                f"on {sorted({str(t).rsplit('.', 1)[-1] for t in metrics['config']['lora']['target_modules']})}, "
+                f"grad ckpt {gc}, optim {sft.get('optim')}, "
                 f"{len(timed_s)} timed steps after {plan['warmup_steps']} warm-up")  # fmt: skip
     return {
         "figures": [
@@ -533,8 +545,8 @@ def _with_precision(ft: dict, precision: str) -> dict:
     """``finetuning`` with the precision of one training row.
 
     fp16: the paper code's fp32 weights + fp16 autocast (gradient scaler);
-    bf16: the registry's bf16 weights + bf16 autocast (``auto`` on CPU, which
-    is none there). Works with the ``precision: {weights, autocast}`` block
+    bf16: bf16 weights + bf16 autocast (``auto`` on CPU, which is none there;
+    every dtype loads as fp32 on CPU). Works with the ``precision: {weights, autocast}`` block
     and with the older single ``bf16`` flag (autocast fp16 then comes from
     accelerate's ``ACCELERATE_MIXED_PRECISION``, as ``accelerate launch
     --mixed_precision fp16`` sets it).
@@ -545,7 +557,7 @@ def _with_precision(ft: dict, precision: str) -> dict:
     if "precision" in FinetuningParams.model_fields:
         ft.pop("bf16", None)
         autocast = precision if _cuda() else "auto"
-        ft["precision"] = {"weights": "float32" if precision == "fp16" else "registry", "autocast": autocast}
+        ft["precision"] = {"weights": "float32" if precision == "fp16" else "bfloat16", "autocast": autocast}
     elif precision == "fp16":
         ft["bf16"] = False
         os.environ["ACCELERATE_MIXED_PRECISION"] = "fp16"
@@ -674,22 +686,38 @@ def step_inference_node(st: dict) -> dict:
 # ---- paper smoke run
 
 
-def smoke_globals(data: Path) -> dict:
+def derive_smoke_data(data: Path, dst: Path) -> Path:
+    """The two smoke-run inputs made from the shared files, in ``dst``.
+
+    The first 8 AlpacaEval prompts (translation runs over every English
+    prompt), and 60 XNLI dev-en rows in the Hub's layout (integer labels), so
+    conf/paper/catalog_raw.yml's value_map runs as it does on the Hub rows.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    en = (data / "alpaca_eval" / "alpaca_eval_instructions_en.json").read_text(encoding="utf-8").splitlines()[:8]
+    (dst / "alpaca_eval_instructions_en.first8.jsonl").write_text("\n".join(en) + "\n", encoding="utf-8")
+    labels = {"entailment": 0, "neutral": 1, "contradiction": 2}
+    rows = []
+    for i, line in enumerate((data / "xnli" / "dev-en.tsv").read_text(encoding="utf-8").splitlines()[:60]):
+        premise, hypothesis, label = line.split("\t")
+        rows.append(json.dumps({"id": f"{i:05d}", "premise": premise, "hypothesis": hypothesis,
+                                "label": labels[label]}, ensure_ascii=False))  # fmt: skip
+    (dst / "xnli-dev-en.hub.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return dst
+
+
+def smoke_globals(data: Path, derived: Path) -> dict:
     """``conf/paper/globals.yml`` for the smoke run: every source a local file (no Hub there)."""
     return {"sources": {
         "guanaco": str(data / "guanaco" / "openassistant_best_replies_eval.jsonl"),
-        # The first 8 AlpacaEval prompts (translation runs over every English prompt).
-        "chat_prompts": {"en": {"source": str(data / "alpaca_eval" / "alpaca_eval_instructions_en.first8.jsonl"),
-                                "format": "jsonl"}},
+        "chat_prompts": {"en": {"source": str(derived / "alpaca_eval_instructions_en.first8.jsonl"), "format": "jsonl"}},
         "xquad": {"en": {"source": str(data / "xquad" / "xquad.en.json"), "format": "squad"}},
         "xcsqa": "data/01_raw/demo/xcsqa_demo.jsonl",
-        # dev-en in the Hub's layout (integer labels), written by `prepare`, so
-        # conf/paper/catalog_raw.yml's value_map runs as it does on the Hub rows.
-        "xnli": {"en": str(data / "xnli" / "dev-en.hub.jsonl")},
+        "xnli": {"en": str(derived / "xnli-dev-en.hub.jsonl")},
     }}  # fmt: skip
 
 
-def smoke_params(model_folder: str, work: str, *, cpu: bool, engine: str | None = None) -> list[str]:
+def smoke_params(model_folder: str, work: str, *, cpu: bool, engine: str | None = None, bnb: bool = False) -> list[str]:
     """The ``--params`` of the smoke run: the model swapped, sizes shrunk, API stages off.
 
     Each value is one item (Kedro splits ``--params`` on commas, so lists hold one element).
@@ -705,8 +733,8 @@ def smoke_params(model_folder: str, work: str, *, cpu: bool, engine: str | None 
         "data_mixing.mixing.on_short_supply=fill_with_base",
         "finetuning.max_steps=3", "finetuning.max_length=256", "finetuning.effective_batch_size=4",
         "finetuning.per_device_batch_size=4", "finetuning.save_steps=1000", "finetuning.resume=false",
-        # bitsandbytes (paged_adamw_32bit) is not in the gpu extra; see docs/GPU.md.
-        "finetuning.optim=adamw_torch",
+        # bitsandbytes (the paper's paged_adamw_32bit) is not in the gpu extra; see docs/GPU.md.
+        *([] if bnb else ["finetuning.optim=adamw_torch"]),
         f"finetuning.work_dir={work}/ckpt/{{model}}/{{mix}}",
         # No translator/judge API here: only native English prompts, no judge.
         # No translator API: the in-process backend (the base model) translates
@@ -731,10 +759,10 @@ def smoke_params(model_folder: str, work: str, *, cpu: bool, engine: str | None 
     ]  # fmt: skip
 
 
-def smoke_command(model_folder: str, work: str, *, cpu: bool, engine: str | None = None) -> list[str]:
-    """The smoke run's command line (run in the scratch project copy)."""
+def smoke_command(model_folder: str, work: str, **kw: Any) -> list[str]:
+    """The smoke run's command line (run in the scratch project copy); ``kw`` as :func:`smoke_params`."""
     return [sys.executable, "-m", "kedro", "run", "--env", "paper", "--to-outputs", "mono.scores",
-            "--params", ",".join(smoke_params(model_folder, work, cpu=cpu, engine=engine))]  # fmt: skip
+            "--params", ",".join(smoke_params(model_folder, work, **kw))]  # fmt: skip
 
 
 def _smoke_project(st: dict) -> Path:
@@ -753,7 +781,8 @@ def _smoke_project(st: dict) -> Path:
     shutil.copytree(REPO / "data" / "01_raw" / "demo", proj / "data" / "01_raw" / "demo", dirs_exist_ok=True)
     (proj / "conf" / "paper" / "globals.yml").write_text(
         "# Written by benchmarks/gpu_check.py: the paper env's sources as local files.\n"
-        + yaml.safe_dump(smoke_globals(Path(st["data"])), sort_keys=False)
+        + yaml.safe_dump(smoke_globals(Path(st["data"]), derive_smoke_data(Path(st["data"]), proj / "smoke_data")),
+                         sort_keys=False)
     )
     return proj
 
@@ -772,8 +801,14 @@ def step_paper_smoke(st: dict) -> dict:
     corpus = _guanaco_texts(data)[:200]
     cfg = TinyModelConfig(**{k: v for k, v in asdict(shape).items()}, tokenizer_min_frequency=2, seed=0)
     modeling.build_tiny_model(cfg, corpus, folder)
-    # The paper's engine (vllm) unless --engine says otherwise.
-    kw = {"cpu": not _cuda(), "engine": None if st["engine"] == "auto" else st["engine"]}
+    import importlib.util
+
+    # The paper's engine (vllm) unless --engine says otherwise, or vLLM does not import here.
+    engine = None if st["engine"] == "auto" else st["engine"]
+    vllm_ok = st["outputs"].get("vllm_importable", importlib.util.find_spec("vllm") is not None)
+    if engine is None and not vllm_ok:
+        engine = "transformers"
+    kw = {"cpu": not _cuda(), "engine": engine, "bnb": importlib.util.find_spec("bitsandbytes") is not None}
     cmd = smoke_command(str(folder), str(Path(st["work"]) / "smoke_work"), **kw)
     log = Path(st["work"]) / "paper_smoke.kedro.log"
     t0 = time.perf_counter()
@@ -795,21 +830,22 @@ def step_paper_smoke(st: dict) -> dict:
     metrics = sorted((proj / "data" / "08_reporting" / "training_metrics").rglob("mono.json"))
     xnli = sorted((Path(st["work"]) / "smoke_work" / "partitions").rglob("xnli/*.parquet"))
     n_gen = len(pd.read_parquet(gens[-1])) if gens else None
-    engine = sorted(pd.read_parquet(gens[-1])["engine"].unique()) if gens else None
+    gen_engine = sorted(pd.read_parquet(gens[-1])["engine"].unique()) if gens else None
     n_xnli = sum(len(pd.read_parquet(p)) for p in xnli) if xnli else None
     m = json.loads(metrics[-1].read_text()) if metrics else {}
     result = {
         "figures": [
             figure(BENCH, "wall_s", round(wall, 2), "s", note=cmd_note),
             figure(BENCH, "kedro_rc", rc, "exit code", note=f"log: {log}"),
-            figure(BENCH, "generation_rows", n_gen, "rows", note=f"mono.generations, engine {engine}"),
+            figure(BENCH, "generation_rows", n_gen, "rows",
+                   note=f"mono.generations, engine {gen_engine}" + ("" if vllm_ok else " (vLLM does not import here)")),
             figure(BENCH, "xnli_items", n_xnli, "items", note="lm-eval log-likelihood partitions"),
             figure(BENCH, "train_tokens_per_s", round(m["tokens_per_second"], 1) if m.get("tokens_per_second") else None,
                    "tokens/s", note=f"mono, weights {m.get('config', {}).get('dtype')}, autocast "
                                     f"bf16={m.get('config', {}).get('sft', {}).get('bf16')} "
                                     f"fp16={m.get('config', {}).get('sft', {}).get('fp16')}"),
         ],
-        "outputs": {"smoke_engine": engine},
+        "outputs": {"smoke_engine": gen_engine},
     }
     if rc != 0:
         errs = [line for line in text.splitlines() if re.search(r"Error|error:|Traceback", line)]
@@ -1015,21 +1051,10 @@ def prepare(args: argparse.Namespace) -> None:
     if dst.exists():
         shutil.rmtree(dst)
     files = ["guanaco/openassistant_best_replies_eval.jsonl", "alpaca_eval/alpaca_eval_instructions_en.json",
-             "alpaca_eval/alpaca_eval_instructions_de.json", "xquad/xquad.en.json"]  # fmt: skip
+             "alpaca_eval/alpaca_eval_instructions_de.json", "xquad/xquad.en.json", "xnli/dev-en.tsv"]  # fmt: skip
     for rel in files:
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(data / rel, dst / rel)
-    en = (data / "alpaca_eval" / "alpaca_eval_instructions_en.json").read_text(encoding="utf-8").splitlines()[:8]
-    (dst / "alpaca_eval" / "alpaca_eval_instructions_en.first8.jsonl").write_text("\n".join(en) + "\n", encoding="utf-8")
-    # XNLI dev-en as the Hub serves it (integer labels), so the paper catalog's value_map applies.
-    labels = {"entailment": 0, "neutral": 1, "contradiction": 2}
-    rows = []
-    for i, line in enumerate((data / "xnli" / "dev-en.tsv").read_text(encoding="utf-8").splitlines()[:60]):
-        premise, hypothesis, label = line.split("\t")
-        rows.append(json.dumps({"id": f"{i:05d}", "premise": premise, "hypothesis": hypothesis,
-                                "label": labels[label]}, ensure_ascii=False))  # fmt: skip
-    (dst / "xnli").mkdir(parents=True, exist_ok=True)
-    (dst / "xnli" / "dev-en.hub.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
     print(f"data subset: {dst} ({_folder_gib(dst) * 1024:.1f} MiB)")
     if args.wheels:
         download_wheels(CARRY / "whl")
@@ -1049,7 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="the CPU fallback's tiny shape even where CUDA is visible")
     ap.add_argument("--engine", default="auto", choices=["auto", "vllm", "transformers"],
                     help="generation engine (auto: vLLM where it imports)")
-    ap.add_argument("--budget-s", type=float, help="global guard (default 450 s on GPU, 110 s on CPU)")
+    ap.add_argument("--budget-s", type=float, help="global guard (default 450 s on GPU, 110 s on CPU); step budgets scale with it")
     ap.add_argument("--only", nargs="*", choices=list(STEPS), help="run only these steps")
     ap.add_argument("--data-dir", help="shared data (default: .gpu_check/data, else ../shared/data)")
     ap.add_argument("--work-dir", help="scratch folder (default: a new temp dir)")
