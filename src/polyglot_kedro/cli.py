@@ -42,6 +42,18 @@ def _load(metadata, env: str | None, params: str):
         return cfg, dict(pipelines), context.catalog, context.env or "local"
 
 
+def _grid_dir(metadata, env: str | None) -> Path:
+    """``cluster.grid_dir`` from the parameters alone (no session, no hooks: status stays quick)."""
+    import os
+
+    from kedro.framework.project import settings
+
+    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(Path(metadata.project_path) / settings.CONF_SOURCE),
+                                          env=env or os.environ.get("KEDRO_ENV"), **settings.CONFIG_LOADER_ARGS)  # fmt: skip
+    cfg = cluster_config(loader["parameters"])
+    return Path(metadata.project_path) / cfg.grid_dir
+
+
 def _parse_params(params: str) -> dict:
     from kedro.framework.cli.utils import _split_params
 
@@ -87,9 +99,8 @@ def status(metadata, env: str | None, run_id: str | None) -> None:
     from polyglot_kedro.cluster import slurm
     from polyglot_kedro.cluster import submit as sub
 
-    cfg, _, _, _ = _load(metadata, env, "")
     try:
-        run = sub.find_run(Path(metadata.project_path) / cfg.grid_dir, run_id)
+        run = sub.find_run(_grid_dir(metadata, env), run_id)
         click.echo(f"grid run {run.run_id} (env {run.env})")
         click.echo(sub.status_table(sub.states(run)))
     except (FileNotFoundError, ValueError, slurm.SlurmError) as exc:
@@ -107,10 +118,52 @@ def resubmit(metadata, env: str | None, stage: str, mix: str | None, run_id: str
     from polyglot_kedro.cluster import slurm
     from polyglot_kedro.cluster import submit as sub
 
-    cfg, _, _, _ = _load(metadata, env, "")
     try:
-        run = sub.find_run(Path(metadata.project_path) / cfg.grid_dir, run_id)
+        run = sub.find_run(_grid_dir(metadata, env), run_id)
         new = sub.resubmit(run, stage, mix)
     except (FileNotFoundError, ValueError, slurm.SlurmError) as exc:
         raise KedroCliError(str(exc)) from exc
     click.echo(f"resubmitted {stage}{' ' + mix if mix else ''} of grid run {run.run_id} as job {new}")
+
+
+@grid.command()
+@env_option
+@click.pass_obj
+def mixes(metadata, env: str | None) -> None:
+    """Print the grid's mixes (the namespaces of the per-mix stages), one per line."""
+    from polyglot_kedro.cluster.plan import namespaces
+
+    cfg, pipelines, _, _ = _load(metadata, env, "")
+    click.echo("\n".join(sorted({m for s in cfg.per_mix for m in namespaces(pipelines[s])})))
+
+
+@grid.command()
+@env_option
+@click.argument("job")
+@click.argument("mix", required=False)
+@click.option("--run-id", type=str, required=True, help="The grid's save version (shared by all its jobs).")
+@click.option("--params", type=str, default="", help="Runtime parameters (as for kedro run).")
+@click.pass_obj
+def command(metadata, env: str | None, job: str, mix: str | None, run_id: str, params: str) -> None:
+    """Print the kedro run line(s) of one job (prepare, final, a per-mix stage) for MIX.
+
+    For runners other than SLURM (conf/skypilot/): ``eval "$(kedro grid command ...)"``
+    with ``POLYGLOT_GRID_RUN_ID`` exported.
+    """
+    from polyglot_kedro.cluster import submit as sub
+    from polyglot_kedro.cluster.plan import job_commands
+
+    try:
+        cfg, pipelines, catalog, env_name = _load(metadata, env, params)
+        run = sub.plan(cfg, pipelines, catalog, env=env_name, project_path=Path(metadata.project_path),
+                       params=params, run_id=run_id)  # fmt: skip
+        matching = [j for j in run.jobs if j.key == job or (j.resources_of == job and mix in (j.mixes or []))]
+        if not matching:
+            raise ValueError(f"no job {job!r}{' with mix ' + repr(mix) if mix else ''} (jobs: {[j.key for j in run.jobs]})")
+        res = cfg.resources(matching[0].resources_of)
+        lines = job_commands(matching[0], mix, env=env_name, run_id=run.run_id, kedro=cfg.kedro or "kedro",
+                             params=params, work_dir=cfg.grid_dir,
+                             accelerate_config=res.accelerate_config if res.launcher == "accelerate" else None)  # fmt: skip
+    except (ValueError, KeyError) as exc:
+        raise KedroCliError(str(exc)) from exc
+    click.echo("\n".join(lines))

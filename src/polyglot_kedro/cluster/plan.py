@@ -241,12 +241,11 @@ def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, projec
     out = ["#!/bin/bash"] + [f"#SBATCH {x}" for x in _sbatch_lines(job, res, cfg, log_dir)]
     out += [
         f"# {job.key}: grid run {run_id}, env {env}. Written by `kedro grid submit`; rerun one task with",
-        f"# `kedro grid resubmit {job.resources_of} <mix> --run-id {run_id}`.",
+        f"# `kedro grid resubmit {job.resources_of}{' <mix>' if job.mixes is not None else ''} --run-id {run_id}`.",
         "set -uo pipefail",
         f"cd {shlex.quote(str(project_path))}",
         f"export {RUN_ID_ENV}={run_id}",
         "export PYTHONUNBUFFERED=1",
-        *res.setup,
     ]
     if job.mixes is None:
         out += ["TASK=0", "MIX=''", f"LOAD_VERSIONS={shlex.quote(_lv(job.load_versions.get('', []), run_id))}",
@@ -265,6 +264,7 @@ def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, projec
         if job.launch_inputs:
             out += [_bash_assoc("TRAIN_MIX_OF", {i: job.launch_inputs[m]["train_mix"] for i, m in idx.items()}),
                     _bash_assoc("BASE_MODEL_OF", {i: job.launch_inputs[m]["base_model"] for i, m in idx.items()})]  # fmt: skip
+    out += res.setup  # after MIX is known: a setup line may use it
     out += [
         'echo "[grid] $(date -u +%FT%TZ) job ${SLURM_JOB_ID:-?} task $TASK mix ${MIX:-all} '
         'restart ${SLURM_RESTART_COUNT:-0} on $(hostname)"',
@@ -312,3 +312,39 @@ def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, projec
 
 def _lv(names: list[str], run_id: str) -> str:
     return ",".join(f"{n}:{run_id}" for n in names)
+
+
+def job_commands(job: Job, mix: str | None, *, env: str, run_id: str, kedro: str, params: str = "",
+                 accelerate_config: str | None = None, work_dir: str = "data/09_grid") -> list[str]:  # fmt: skip
+    """The command lines of one task, spelled out (no SLURM variables).
+
+    What a SkyPilot managed job (conf/skypilot/) or a shell runs for ``job``
+    and ``mix``; export ``POLYGLOT_GRID_RUN_ID`` first. With
+    ``accelerate_config`` (launcher accelerate) a finetuning task first trains
+    with ``accelerate launch scripts/train_accelerate.py``.
+    """
+    if job.mixes is not None and mix not in job.mixes:
+        raise ValueError(f"mix {mix!r} is not a task of job {job.key!r} (its mixes: {job.mixes})")
+    key = mix if job.mixes is not None else ""
+    lv = _lv(job.load_versions.get(key, []), run_id)
+    lines = []
+    if accelerate_config and mix in job.launch_inputs:
+        work = f"{work_dir}/{run_id}/accelerate/{mix}"
+        argv = ["accelerate", "launch", "--config_file", accelerate_config, "scripts/train_accelerate.py",
+                "--train-mix", job.launch_inputs[mix]["train_mix"], "--base-model", job.launch_inputs[mix]["base_model"],
+                "--mix", mix, "--adapter-out", f"{work}/adapter", "--metrics-out", f"{work}/metrics.json", "--env", env]
+        if params:
+            argv += ["--set", *[p for p in params.split(",") if p]]
+        lines.append(shlex.join(argv))
+    for st in job.steps:
+        argv = [kedro, "run", "--env", env, "--pipelines", ",".join(st["pipelines"])]
+        if job.mixes is not None:
+            argv += ["--namespaces", mix]
+        if st["nodes"]:
+            argv += ["--nodes", ",".join(st["nodes"])]
+        if lv:
+            argv += ["--load-versions", lv]
+        if params:
+            argv += ["--params", params]
+        lines.append(shlex.join(argv))
+    return lines

@@ -1,0 +1,93 @@
+"""A real one-node SLURM for the grid tests, and small project copies to submit from."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from polyglot_kedro.cluster import slurm as sl
+
+from ..conftest import copy_project
+from . import local_slurm
+
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+# The reduced grid CI runs: two mixes of the embedded default.
+TWO_MIXES = "mixes:\n  multi3: null\n  multi6: null\n  guanaco: null\n"
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A running local SLURM; started here (as root, installing the packages if needed) and stopped after."""
+    was_up = local_slurm.is_up()
+    if not was_up:
+        why = local_slurm.start()
+        if why:
+            pytest.skip(f"no local SLURM: {why}")
+    yield
+    if not was_up:
+        local_slurm.stop()
+
+
+def kedro(project: Path, *args: str, timeout: int = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+    full = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full.pop("KEDRO_ENV", None)
+    full.pop("POLYGLOT_GRID_RUN_ID", None)
+    return subprocess.run([KEDRO, *args], cwd=project, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def grid_project(dest: Path, env: str, files: dict[str, str]) -> Path:
+    """A project copy with an extra config environment ``env`` made of ``files`` (name -> YAML text)."""
+    copy_project(dest)
+    (dest / "conf" / env).mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (dest / "conf" / env / name).write_text(text)
+    return dest
+
+
+def submitted_run_id(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    m = re.search(r"grid run (\S+) \(env", result.stdout)
+    assert m, result.stdout[-2000:]
+    return m.group(1)
+
+
+def manifest(project: Path, run_id: str) -> dict:
+    return json.loads((project / "data" / "09_grid" / run_id / "manifest.json").read_text())
+
+
+def all_ids(man: dict) -> list[str]:
+    return list(man["slurm_ids"].values()) + [r["slurm_id"] for r in man["resubmits"]]
+
+
+def wait_until(predicate, timeout: float, what: str, poll: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def wait_for_grid(project: Path, run_id: str, timeout: float) -> None:
+    """Until no job of the grid is pending or running; fails early on a dependency that can never be met."""
+
+    def settled():
+        active = sl.queue_states(all_ids(manifest(project, run_id)))
+        stuck = {k: v for k, v in active.items() if v[1] == "DependencyNeverSatisfied"}
+        assert not stuck, f"jobs waiting on a failed job: {stuck}; logs: {_log_tails(project, run_id)}"
+        return not active
+
+    wait_until(settled, timeout, f"grid run {run_id} to finish ({project})", poll=2)
+
+
+def _log_tails(project: Path, run_id: str) -> str:
+    logs = sorted((project / "data" / "09_grid" / run_id / "logs").glob("*.out"))
+    return "\n".join(f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-15:]) for p in logs)
