@@ -16,8 +16,12 @@ from polyglot_kedro.pipelines.reporting.statistics import compare_mixes
 def test_results_bundle(scores, aggregates, dose, mixes, language_groups, reporting_params, run_info):
     sig = compare_mixes(scores, mixes, reporting_params)
     plateau = plateau_table(scores, mixes, language_groups, reporting_params)
-    files = results_bundle(aggregates, sig, plateau, dose, scores, run_info, reporting_params)
-    assert sorted(files) == ["aggregates.csv", "comparisons.csv", "dose_response.csv", "manifest.json", "plateau.csv"]
+    numbers = pd.DataFrame({"figure": ["fig1_x", "fig1_x", "fig2_y"], "mix": ["mono", "multi2", "mono"],
+                            "mean": [0.1, 0.2, 3.0]})
+    files = results_bundle(aggregates, sig, plateau, dose, numbers, scores, run_info, reporting_params)
+    assert sorted(files) == ["aggregates.csv", "comparisons.csv", "dose_response.csv", "figures/fig1_x.csv",
+                             "figures/fig2_y.csv", "figures/fig8_dose_response.csv", "manifest.json", "plateau.csv"]
+    assert pd.read_csv(io.StringIO(files["figures/fig1_x.csv"]))["mean"].tolist() == [0.1, 0.2]
     manifest = json.loads(files["manifest.json"])
     assert manifest["run"] == run_info
     assert manifest["inputs"]["score_rows"] == len(scores) and manifest["inputs"]["mixes"] == sorted(mixes)

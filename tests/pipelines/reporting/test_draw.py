@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from polyglot_kedro.pipelines.reporting.draw import draw_figures
+from polyglot_kedro.config import mix_specs
+from polyglot_kedro.pipelines.reporting import figures
+from polyglot_kedro.pipelines.reporting.draw import draw_figures, stable_mix_order
 from polyglot_kedro.pipelines.reporting.inputs import combine_scores
 from polyglot_kedro.pipelines.reporting.plateau import dose_response
 from polyglot_kedro.pipelines.reporting.statistics import aggregate_scores, compare_mixes
@@ -24,7 +26,7 @@ def _bars(fig):
 def test_figures_hatching_order_captions_and_skips(aggregates, scores, mixes, data_mixing_params, language_groups,
                                                   mix_summary, language_distribution, dose, reporting_params):
     open_before = plt.get_fignums()
-    drawn, numbers, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups,
+    drawn, svg, numbers, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups,
                                             mix_summary, language_distribution, dose, reporting_params)
     assert plt.get_fignums() == open_before  # Figure objects, not pyplot's global registry
     assert sorted(drawn) == ["fig1_io_lang_agreement.png", "fig2_helpfulness.png", "fig3_xquad.png", "fig4_xcsqa.png",
@@ -62,7 +64,7 @@ def test_figures_native_vs_mt_and_model_sizes(scores_by_mix, make_scores, data_m
     big = {m: make_scores(m, rng, model="bigger") for m in ("mono", "multi2")}
     all_scores = combine_scores(**{m: pd.concat([frames[m], big.get(m, frames[m].iloc[:0])]) for m in frames})
     agg = aggregate_scores(all_scores, reporting_params)
-    drawn, numbers, manifest = draw_figures(agg, all_scores, mixes, data_mixing_params, language_groups,
+    drawn, svg, numbers, manifest = draw_figures(agg, all_scores, mixes, data_mixing_params, language_groups,
                                             mix_summary, language_distribution, dose_response(all_scores, mixes,
                                             language_groups, reporting_params), reporting_params)
     assert "fig6_native_vs_mt.png" in drawn and "fig7_model_size.png" in drawn
@@ -84,7 +86,7 @@ def test_paper_rows_beside_ours_not_instead(scores, mixes, make_scores, data_mix
     paper = pd.concat([make_scores(m, rng, model="paper") for m in ("mono", "multi2", "multi3", "multi4")])
     both = pd.concat([scores, paper], ignore_index=True)
     agg = aggregate_scores(both, reporting_params)
-    drawn, numbers, manifest = draw_figures(agg, both, mixes, data_mixing_params, language_groups, mix_summary,
+    drawn, svg, numbers, manifest = draw_figures(agg, both, mixes, data_mixing_params, language_groups, mix_summary,
                                             language_distribution, dose_response(both, mixes, language_groups,
                                                                                  reporting_params), reporting_params)
     assert set(numbers.loc[numbers["figure"] == "fig2_helpfulness", "model"]) == {"tiny_llama"}
@@ -95,7 +97,7 @@ def test_paper_rows_beside_ours_not_instead(scores, mixes, make_scores, data_mix
 def test_paper_error_bars_are_the_per_seed_mean_interval(aggregates, scores, mixes, data_mixing_params, language_groups,
                                                         mix_summary, language_distribution, dose, reporting_params):
     params = {**reporting_params, "error_bars": "paper", "error_bars_by_figure": {}}
-    drawn, numbers, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups,
+    drawn, svg, numbers, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups,
                                             mix_summary, language_distribution, dose, params)
     caption = {f["id"]: f["caption"] for f in manifest["figures"]}["fig2_helpfulness"]
     assert "per-seed means" in caption
@@ -112,7 +114,7 @@ def test_paper_error_bars_are_the_per_seed_mean_interval(aggregates, scores, mix
 
 def test_dose_response_figure(dose, aggregates, scores, mixes, data_mixing_params, language_groups, mix_summary,
                               language_distribution, reporting_params):
-    drawn, _, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups, mix_summary,
+    drawn, _, _, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups, mix_summary,
                                       language_distribution, dose, reporting_params)
     fig = drawn["fig8_dose_response.png"]
     lines = {ln.get_gid(): ln for ax in fig.axes for ln in ax.lines if ln.get_gid() == "high|line"}
@@ -124,3 +126,47 @@ def test_dose_response_figure(dose, aggregates, scores, mixes, data_mixing_param
     assert [t.get_text() for t in helpful.get_xticklabels()] == ["1", "2", "3"]
     caption = {f["id"]: f["caption"] for f in manifest["figures"]}["fig8_dose_response"]
     assert "One line per language group" in caption and "resampling prompts" in caption
+
+
+def test_every_figure_one_width_and_the_metric_range(aggregates, scores, mixes, data_mixing_params, language_groups,
+                                                    mix_summary, language_distribution, dose, reporting_params):
+    drawn, svg, _, manifest = draw_figures(aggregates, scores, mixes, data_mixing_params, language_groups,
+                                           mix_summary, language_distribution, dose, reporting_params)
+    assert sorted(svg) == sorted(name.replace(".png", ".svg") for name in drawn)
+    assert all(svg[name.replace(".png", ".svg")] is fig for name, fig in drawn.items())
+    widths = {name: fig.get_size_inches()[0] for name, fig in drawn.items()}
+    assert set(widths.values()) == {figures.FIG_WIDTH}, widths
+    png_widths = {Image.open(io.BytesIO(base64.b64decode(f["png_base64"]))).size[0] for f in manifest["figures"]}
+    assert png_widths == {int(figures.FIG_WIDTH * figures.DPI)}
+    expected = {"fig1_io_lang_agreement.png": (0, 1), "fig2_helpfulness.png": (1, 6), "fig3_xquad.png": (0, 1),
+                "fig4_xcsqa.png": (0, 1)}
+    for name, ylim in expected.items():
+        for ax in drawn[name].axes:
+            assert ax.get_ylim() == pytest.approx(ylim), (name, ax.get_title())
+    fonts = {t.get_fontsize() for fig in drawn.values() for ax in fig.axes if ax.get_visible()
+             for t in ax.get_xticklabels()}
+    assert fonts == {figures.STYLE["xtick.labelsize"]}
+    # languages labelled by resource group under the axis
+    groups = [t.get_text() for t in drawn["fig2_helpfulness.png"].axes[0].texts]
+    assert groups == ["high-resource"]
+
+
+def test_all_equal_values_are_said_in_the_caption(scores, mixes, data_mixing_params, language_groups, mix_summary,
+                                                 language_distribution, reporting_params):
+    flat = scores.copy()
+    flat.loc[flat["task"] == "xcsqa", "score"] = 0.0
+    agg = aggregate_scores(flat, reporting_params)
+    _, _, _, manifest = draw_figures(agg, flat, mixes, data_mixing_params, language_groups, mix_summary,
+                                     language_distribution, dose_response(flat, mixes, language_groups,
+                                                                          reporting_params), reporting_params)
+    captions = {f["id"]: f["caption"] for f in manifest["figures"]}
+    assert "All drawn values are equal (0)" in captions["fig4_xcsqa"]
+    assert "All drawn values are equal" not in captions["fig2_helpfulness"]
+
+
+def test_stable_mix_order():
+    specs = mix_specs({"guanaco": {"kind": "full"}, "mt_multi2": {"kind": "multi", "n_languages": 2, "source": "mt"},
+                       "multi3": {"kind": "multi", "n_languages": 3}, "multi2": {"kind": "multi", "n_languages": 2},
+                       "mono": {"kind": "mono"}, "base": {"kind": "untuned"}})
+    assert stable_mix_order(specs, ["paper_tag", *specs]) == [
+        "base", "mono", "multi2", "mt_multi2", "multi3", "guanaco", "paper_tag"]

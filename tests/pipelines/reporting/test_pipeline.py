@@ -92,7 +92,9 @@ def test_pipeline_writes_report_with_missing_task_noted(run_report):
     # the results bundle: the same numbers plus a manifest naming the run and every file's hash
     bundle = out / "bundle"
     assert sorted(p.name for p in bundle.iterdir()) == ["aggregates.csv", "comparisons.csv", "dose_response.csv",
-                                                        "manifest.json", "plateau.csv"]
+                                                        "figures", "manifest.json", "plateau.csv"]
+    assert sorted(p.name for p in (bundle / "figures").iterdir()) == [f[:-4] + ".csv" for f in figures]
+    assert sorted(p.name for p in (out / "figures_svg").iterdir()) == [f[:-4] + ".svg" for f in figures]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["run"]["git_commit"] == "0123abc" and manifest["statistics"]["ci_unit"] == "prompt_cluster"
     for name, meta in manifest["files"].items():
@@ -145,3 +147,12 @@ def test_report_renders_in_headless_chromium(run_report, tmp_path):
     summary = json.loads((tmp_path / "check.json").read_text())
     assert res.returncode == 0, json.dumps(summary.get("browser"), indent=1)
     assert summary["browser"]["rendered"] == 5 and shot.exists()
+    # at 1300 px the page does not run off the right edge (wide tables scroll in their own box)
+    assert summary["browser"]["layout_width"] == 1300 and not summary["browser"]["horizontal_overflow"]
+    assert summary["browser"]["scroll_width"] <= summary["browser"]["client_width"]
+    # and the check can fail: a page with a 3000 px wide element overflows
+    wide = tmp_path / "wide.html"
+    wide.write_text((out / "report.html").read_text().replace("</body>", '<div style="width:3000px">x</div></body>'))
+    res = _run_script(str(wide), "--chromium", CHROMIUM, "--screenshot", str(tmp_path / "w.png"),
+                      "--json", str(tmp_path / "wide.json"))
+    assert res.returncode == 1 and json.loads((tmp_path / "wide.json").read_text())["browser"]["horizontal_overflow"]

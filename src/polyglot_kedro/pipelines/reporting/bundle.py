@@ -29,12 +29,14 @@ def frame_sha256(df: pd.DataFrame) -> str:
 
 
 def results_bundle(aggregates: pd.DataFrame, significance: pd.DataFrame, plateau: pd.DataFrame,
-                   dose_response: pd.DataFrame, scores: pd.DataFrame, run_info: Mapping[str, Any],
-                   params: dict[str, Any]) -> dict[str, str]:
-    """The bundle's files: ``aggregates.csv``, ``comparisons.csv``, ``plateau.csv``, ``dose_response.csv``, ``manifest.json``.
+                   dose_response: pd.DataFrame, figure_numbers: pd.DataFrame, scores: pd.DataFrame,
+                   run_info: Mapping[str, Any], params: dict[str, Any]) -> dict[str, str]:
+    """The bundle's files: ``aggregates.csv``, ``comparisons.csv``, ``plateau.csv``, ``dose_response.csv``,
+    ``figures/<figure id>.csv`` (each figure's numbers) and ``manifest.json``.
 
     Args:
         aggregates, significance, plateau, dose_response: the report's tables.
+        figure_numbers: the bars of Figs. 1-7 (one CSV per figure; Fig. 8's are ``dose_response``).
         scores: the combined scores (hashed: the inputs' identity).
         run_info: the run's provenance from the start-up hook (git commit and
             dirty flag, env, parameters' sha256, save and load versions, Kedro
@@ -50,7 +52,11 @@ def results_bundle(aggregates: pd.DataFrame, significance: pd.DataFrame, plateau
         "comparisons.csv": significance.to_csv(index=False),
         "plateau.csv": plateau.to_csv(index=False),
         "dose_response.csv": dose_response.to_csv(index=False),
+        **{f"figures/{fig}.csv": rows.drop(columns="figure").to_csv(index=False)
+           for fig, rows in figure_numbers.groupby("figure", sort=True)},
     }
+    if len(dose_response):
+        files["figures/fig8_dose_response.csv"] = files["dose_response.csv"]
     manifest = {
         "run": dict(run_info),
         "inputs": {"scores_sha256": frame_sha256(scores), "score_rows": int(len(scores)),

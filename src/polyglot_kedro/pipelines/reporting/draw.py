@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from polyglot_kedro.config import mix_specs
+from polyglot_kedro.config import MixSpec, mix_specs
 
 from . import figures
 from .languages import finetuning_languages
@@ -24,7 +24,7 @@ from .statistics import GROUP_KEYS, STAT_COLUMNS, native_twin, pooled_summary
 def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str, Any],
                  data_mixing: dict[str, Any], language_groups: dict[str, list[str]],
                  mix_summary: pd.DataFrame, language_distribution: pd.DataFrame, dose_response: pd.DataFrame,
-                 params: dict[str, Any]) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+                 params: dict[str, Any]) -> tuple[dict[str, Figure], dict[str, Figure], pd.DataFrame, dict[str, Any]]:
     """Figures 1-7 of the paper's layout, the dose-response Fig. 8, their numbers, and the embeddable PNGs.
 
     A figure whose data is missing is not drawn; a note says why.
@@ -41,7 +41,8 @@ def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str
         params: ``params:reporting``.
 
     Returns:
-        (``{"<figure id>.png": Figure}`` for the catalog, the numbers of every
+        (``{"<figure id>.png": Figure}`` and ``{"<figure id>.svg": Figure}``
+        for the catalog (the same figures), the numbers of every
         drawn bar of Figs. 1-7 with a ``figure`` column, a manifest ``{"figures": [{id,
         title, caption, error_bars, png_base64}], "notes": [...]}``).
     """
@@ -52,7 +53,7 @@ def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str
     unknown = [m for m in present if m not in specs]
     if unknown:
         notes.append(f"Mixes {unknown} are not in params:mixes: their bars are not hatched.")
-    mix_order = [m for m in specs if m in present] + unknown
+    mix_order = stable_mix_order(specs, present)
     languages = figures.ordered_languages(language_groups, aggregates["lang"].unique() if len(aggregates) else [])
     specs_list = figures.figure_specs(p.xquad_metric)
     drawn: dict[str, Any] = {}
@@ -79,7 +80,7 @@ def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str
             notes.append(f"{spec.label} shows model '{model}'; Fig. 7 compares models.")
         sub = sub[sub["model"] == model]
         fig = figures.draw_language_bars(sub, spec, languages, [m for m in mix_order if m in set(sub["mix"])],
-                                      hatch, bars)
+                                         hatch, bars, language_groups)
         _record(drawn, numbers, manifest, fig, spec.id, spec.title, sub, bars, p, hatched=True,
                 extra=f"Model: {model}.")
 
@@ -115,7 +116,21 @@ def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str
     _dose_figure(drawn, manifest, dose_response, main_model, language_groups, specs_list, p)
     numbers_df = pd.concat(numbers, ignore_index=True) if numbers else pd.DataFrame(
         columns=["figure", "error_bars", *GROUP_KEYS, *STAT_COLUMNS])
-    return drawn, numbers_df, manifest
+    return drawn, {name.removesuffix(".png") + ".svg": fig for name, fig in drawn.items()}, numbers_df, manifest
+
+
+def stable_mix_order(specs: dict[str, MixSpec], present: list[str]) -> list[str]:
+    """Mixes in the paper's order: untuned base, mono, multi2, multi3, ..., full; each MT mix beside its native twin.
+
+    Mixes not in ``params:mixes`` (e.g. the paper's other tags) come last, sorted.
+    """
+    def rank(name: str) -> tuple:
+        s = specs[name]
+        kind = {"untuned": 0, "mono": 1, "multi": 2, "full": 3}[s.kind]
+        return (kind, s.n_languages if s.kind == "multi" else 0, s.source != "native", name)
+
+    known = sorted((m for m in present if m in specs), key=rank)
+    return known + sorted(m for m in present if m not in specs)
 
 
 def _main_model(aggregates: pd.DataFrame) -> str | None:
@@ -156,6 +171,9 @@ def _dose_figure(drawn: dict[str, Figure], manifest: dict[str, Any], dose: pd.Da
 def _record(drawn: dict[str, Figure], numbers: list[pd.DataFrame], manifest: dict[str, Any], fig: Figure, fig_id: str,
             title: str, sub: pd.DataFrame, bars: str, p: ReportingParams, *, hatched: bool, extra: str) -> None:
     drawn[f"{fig_id}.png"] = fig
+    means = sub["mean"].dropna().round(12).unique()
+    if len(means) == 1:
+        extra += f" All drawn values are equal ({means[0]:.4g}): this figure shows no difference."
     numbers.append(sub.assign(figure=fig_id, error_bars=bars)[["figure", "error_bars", *GROUP_KEYS, *STAT_COLUMNS]])
     manifest["figures"].append({
         "id": fig_id, "title": title, "error_bars": bars,

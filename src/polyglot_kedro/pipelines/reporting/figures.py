@@ -11,8 +11,9 @@ where the language was in that mix's finetuning data.
 from __future__ import annotations
 
 import base64
+import functools
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import matplotlib
@@ -30,8 +31,42 @@ METRIC_LABELS = {
     "xcsqa_acc": "X-CSQA accuracy",
     "xnli_acc": "XNLI accuracy",
 }
-# The whole scale on the axis: a judge that gives 1 everywhere must not look like a full bar.
-METRIC_YLIM = {"helpfulness": (0.0, 6.2)}
+# The metric's whole range on the axis (never autoscaled): an all-zero accuracy
+# must not get an axis from -0.04 to 0.04, and a judge that gives 1 everywhere
+# must not look like a full bar.
+METRIC_YLIM = {
+    "io_lang_agreement": (0.0, 1.0), "helpfulness": (1.0, 6.0), "xquad_f1": (0.0, 1.0), "xquad_em": (0.0, 1.0),
+    "xcsqa_acc": (0.0, 1.0), "xnli_acc": (0.0, 1.0),
+}  # fmt: skip
+#: Every figure has this width (inches) and font scale, so the report shows them at one scale.
+FIG_WIDTH = 10.0
+PANEL_HEIGHT = 3.0
+DPI = 110
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "xtick.labelsize": 8, "ytick.labelsize": 8,
+         "legend.fontsize": 8}
+
+
+def _styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Run a drawing function under the one font scale (fonts are read when an artist is made)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> Figure:
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(rows: int, cols: int = 1):
+    """A figure of the common width, ``rows`` panels high, with its axes grid (constrained layout)."""
+    fig = Figure(figsize=(FIG_WIDTH, PANEL_HEIGHT * rows + 0.7), dpi=DPI, layout="constrained")
+    return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def set_metric_ylim(ax, metric: str) -> None:
+    """Fix the y-axis to the metric's range (metrics without one keep matplotlib's)."""
+    if metric in METRIC_YLIM:
+        ax.set_ylim(*METRIC_YLIM[metric])
 
 
 @dataclass(frozen=True)
@@ -132,12 +167,32 @@ def _legend(fig: Figure, series: Sequence[str], hatch_note: bool) -> None:
     handles = [Patch(facecolor=_COLORS(i % 10), edgecolor="black", label=s) for i, s in enumerate(series)]
     if hatch_note:
         handles.append(Patch(facecolor="white", edgecolor="black", hatch=HATCH, label="in finetuning data"))
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 7), frameon=False,
-               bbox_to_anchor=(0.5, 1.02))
+    fig.legend(handles=handles, loc="outside upper center", ncol=min(len(handles), 8), frameon=False)
 
 
+def _group_labels(ax, langs: Sequence[str], groups: Mapping[str, Sequence[str]]) -> None:
+    """Separators between resource groups and each group's name under its languages (as in the paper)."""
+    of = {lang: name for name, members in groups.items() for lang in members}
+    spans: list[list] = []
+    for j, lang in enumerate(langs):
+        name = of.get(lang, "other")
+        if spans and spans[-1][0] == name:
+            spans[-1][2] = j
+        else:
+            spans.append([name, j, j])
+    if len(spans) < 2 and spans and spans[0][0] == "other":
+        return
+    for k, (name, first, last) in enumerate(spans):
+        if k:
+            ax.axvline(first - 0.5, color="0.5", linewidth=0.8, linestyle="--")
+        ax.text((first + last) / 2, -0.14, f"{name}-resource" if name in ("high", "mid", "low") else name,
+                transform=ax.get_xaxis_transform(), ha="center", va="top", color="0.3", gid=f"group|{name}")
+
+
+@_styled
 def draw_language_bars(sub: pd.DataFrame, spec: LanguageFigure, languages: Sequence[str], mixes: Sequence[str],
-                       hatched: Mapping[str, set[str]], bars: str) -> Figure:
+                       hatched: Mapping[str, set[str]], bars: str,
+                       groups: Mapping[str, Sequence[str]] | None = None) -> Figure:
     """Grouped bars per language (one bar per mix), one panel per prompt setting.
 
     Args:
@@ -146,58 +201,60 @@ def draw_language_bars(sub: pd.DataFrame, spec: LanguageFigure, languages: Seque
         languages: x order.
         mixes: bar order.
         hatched: mix -> finetuning languages.
-        bars: ``ci`` or ``sd``.
+        bars: ``ci``, ``sd`` or ``paper``.
+        groups: resource group -> languages (labels and separators under the axis).
 
     Returns:
         The figure.
     """
     panels = [ps for ps in spec.prompt_settings if ps in set(sub["prompt_setting"])] or [None]
     langs = [lang for lang in languages if lang in set(sub["lang"])]
-    fig = Figure(figsize=(max(6.0, 0.55 * len(langs) * max(len(mixes), 1) / 2 + 3), 3.2 * len(panels)))
-    axes = fig.subplots(len(panels), 1, squeeze=False)
+    fig, axes = _figure(len(panels))
     for ax, ps in zip(axes[:, 0], panels):
         table = sub if ps is None else sub[sub["prompt_setting"] == ps]
         _bars(ax, table, langs, mixes, "mix", "lang", hatched, bars)
         ax.set_ylabel(METRIC_LABELS.get(spec.metric, spec.metric))
-        if spec.metric in METRIC_YLIM:
-            ax.set_ylim(*METRIC_YLIM[spec.metric])
-        ax.set_title(spec.title if ps is None else f"{spec.title} ({ps})", fontsize=10)
+        set_metric_ylim(ax, spec.metric)
+        ax.set_title(spec.title if ps is None else f"{spec.title} ({ps})")
+        if groups:
+            _group_labels(ax, langs, groups)
     _legend(fig, mixes, hatch_note=True)
-    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
 
+@_styled
 def draw_native_vs_mt(sub: pd.DataFrame, pairs: Sequence[tuple[str, str]], languages: Sequence[str],
                       hatched: Mapping[str, set[str]], bars: str) -> Figure:
     """Fig. 6: per language, a native multi-i mix next to its mt twin; one row per chat metric."""
     metrics = [m for m in ("helpfulness", "io_lang_agreement") if m in set(sub["metric"])]
-    fig = Figure(figsize=(6.5 * len(pairs), 3.2 * len(metrics)))
-    axes = fig.subplots(len(metrics), len(pairs), squeeze=False)
+    fig, axes = _figure(len(metrics), len(pairs))
     for r, metric in enumerate(metrics):
         for c, (a, b) in enumerate(pairs):
             table = sub[(sub["metric"] == metric) & sub["mix"].isin([a, b])]
             langs = [lang for lang in languages if lang in set(table["lang"])]
             _bars(axes[r, c], table, langs, [a, b], "mix", "lang", hatched, bars)
             axes[r, c].set_ylabel(METRIC_LABELS.get(metric, metric))
-            axes[r, c].set_title(f"{a} (native) vs {b} (MT)", fontsize=10)
+            set_metric_ylim(axes[r, c], metric)
+            axes[r, c].set_title(f"{a} (native) vs {b} (MT)")
     _legend(fig, [m for pair in pairs for m in pair], hatch_note=True)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
+@_styled
 def draw_model_sizes(pooled: pd.DataFrame, mixes: Sequence[str], models: Sequence[str], metric: str,
                      bars: str) -> Figure:
     """Fig. 7: per mix, one bar per model (metric pooled over languages)."""
-    fig = Figure(figsize=(max(6.0, 1.1 * len(mixes) + 2), 3.4))
-    ax = fig.subplots()
+    fig, axes = _figure(1)
+    ax = axes[0, 0]
     _bars(ax, pooled, mixes, models, "model", "mix", None, bars)
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_title("Model size comparison", fontsize=10)
+    set_metric_ylim(ax, metric)
+    ax.set_title("Model size comparison")
     _legend(fig, models, hatch_note=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
     return fig
 
 
+@_styled
 def draw_dose_response(numbers: pd.DataFrame, panels: Sequence[tuple[str, str, str]], groups: Sequence[str]) -> Figure:
     """Fig. 8: the metric against the number of finetuning languages, one line per language group.
 
@@ -212,8 +269,8 @@ def draw_dose_response(numbers: pd.DataFrame, panels: Sequence[tuple[str, str, s
     Returns:
         The figure.
     """
-    fig = Figure(figsize=(6.5 * min(len(panels), 2), 3.4 * ((len(panels) + 1) // 2)))
-    axes = fig.subplots((len(panels) + 1) // 2, min(len(panels), 2), squeeze=False).ravel()
+    fig, grid = _figure((len(panels) + 1) // 2, min(len(panels), 2))
+    axes = grid.ravel()
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     for ax, (task, setting, metric) in zip(axes, panels):
@@ -242,18 +299,16 @@ def draw_dose_response(numbers: pd.DataFrame, panels: Sequence[tuple[str, str, s
         ax.set_xticklabels([str(v) for v in ladder] + list(fulls))
         ax.set_xlabel("finetuning languages")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(f"{task} {setting}: {METRIC_LABELS.get(metric, metric)}", fontsize=10)
+        ax.set_title(f"{task} {setting}: {METRIC_LABELS.get(metric, metric)}")
         ax.grid(alpha=0.3)
-        if metric in METRIC_YLIM:
-            ax.set_ylim(*METRIC_YLIM[metric])
-    handles = [Patch(facecolor=_COLORS(g % 10), label=group) for g, group in enumerate(groups)]
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False, bbox_to_anchor=(0.5, 1.02))
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
+        set_metric_ylim(ax, metric)
+    handles = [Patch(facecolor=_COLORS(g % 10), label=f"{group}-resource languages") for g, group in enumerate(groups)]
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), frameon=False)
     return fig
 
 
-def to_base64_png(fig: Figure, dpi: int = 110) -> str:
-    """The figure as a base64-encoded PNG (for embedding in HTML)."""
+def to_base64_png(fig: Figure, dpi: int = DPI) -> str:
+    """The figure as a base64-encoded PNG (for embedding in HTML), uncropped so every figure has one width."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi)
     return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -53,6 +53,8 @@ class ReportingParams(StrictModel):
     correction: Literal["holm", "bh"] = "holm"
     plateau: PlateauParams = Field(default_factory=PlateauParams)
     xquad_metric: Literal["xquad_f1", "xquad_em"] = "xquad_f1"
+    # The metrics of the answer-first summary at the top of the report, in order.
+    headline_metrics: list[str] = Field(default_factory=lambda: ["helpfulness", "io_lang_agreement"])
     size_metric: str = "helpfulness"
     sources: dict[str, Any] = Field(default_factory=dict)  # name -> path / Hub id / {lang: ...}
     engine: str = ""

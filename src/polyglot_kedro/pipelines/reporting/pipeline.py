@@ -70,7 +70,7 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
                 draw_figures,
                 ["report_aggregates", "report_scores", "params:mixes", "params:data_mixing", "params:language_groups",
                  "mix_summary", "language_distribution", "report_dose_response", "params:reporting"],
-                ["report_figures", "report_figure_numbers", "report_figure_manifest"],
+                ["report_figures", "report_figures_svg", "report_figure_numbers", "report_figure_manifest"],
                 name="draw_figures",
             ),
             node(
@@ -82,15 +82,16 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
             ),
             node(
                 render_report,
-                {"manifest": "report_figure_manifest", **tables, "scores": "report_scores", "mixes": "params:mixes",
+                {"manifest": "report_figure_manifest", **tables, "dose_response": "report_dose_response",
+                 "scores": "report_scores", "mixes": "params:mixes",
                  "model": "params:model", "params": "params:reporting", "run_info": "run_info"},
                 "report_html",
                 name="render_report",
             ),
             node(
                 results_bundle,
-                ["report_aggregates", "report_significance", "report_plateau", "report_dose_response", "report_scores",
-                 "run_info", "params:reporting"],
+                ["report_aggregates", "report_significance", "report_plateau", "report_dose_response",
+                 "report_figure_numbers", "report_scores", "run_info", "params:reporting"],
                 "report_bundle",
                 name="results_bundle",
             ),

@@ -15,6 +15,7 @@ from polyglot_kedro.config import MixSpec, mix_specs
 
 from . import figures, html
 from .params import ReportingParams
+from .summary import summary_intro, summary_lines
 
 
 def render_tables_markdown(figure_numbers: pd.DataFrame, manifest: dict[str, Any], significance: pd.DataFrame,
@@ -91,16 +92,32 @@ def report_tables(significance: pd.DataFrame, plateau: pd.DataFrame, invalid_cou
     ]
 
 
+#: From the report (data/08_reporting/report.html/<version>/report.html) to data/08_reporting/.
+REPORTING_ROOT = "../.."
+
+
+def figure_downloads(fig_id: str, run_info: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Relative links to a figure's PNG and SVG (same save version as the report) and its numbers (CSV)."""
+    links = []
+    version = run_info.get("save_version")
+    if version:
+        links += [("PNG", f"{REPORTING_ROOT}/figures/{version}/{fig_id}.png"),
+                  ("SVG", f"{REPORTING_ROOT}/figures_svg/{version}/{fig_id}.svg")]
+    return links + [("CSV", f"{REPORTING_ROOT}/bundle/figures/{fig_id}.csv")]
+
+
 def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau: pd.DataFrame,
-                  invalid_counts: pd.DataFrame, costs: pd.DataFrame, mix_summary: pd.DataFrame,
-                  language_distribution: pd.DataFrame, training_metrics: pd.DataFrame, scores: pd.DataFrame,
-                  mixes: dict[str, Any], model: str, params: dict[str, Any], run_info: Mapping[str, Any]) -> str:
-    """The self-contained HTML report (figures embedded as base64 PNG).
+                  dose_response: pd.DataFrame, invalid_counts: pd.DataFrame, costs: pd.DataFrame,
+                  mix_summary: pd.DataFrame, language_distribution: pd.DataFrame, training_metrics: pd.DataFrame,
+                  scores: pd.DataFrame, mixes: dict[str, Any], model: str, params: dict[str, Any],
+                  run_info: Mapping[str, Any]) -> str:
+    """The self-contained HTML report (figures embedded as base64 PNG), the answer first.
 
     Args:
         manifest: the figure manifest from :func:`~.draw.draw_figures`.
         significance, plateau, invalid_counts, costs, mix_summary, language_distribution,
             training_metrics: the tables, as in :func:`render_tables_markdown`.
+        dose_response: :func:`~.plateau.dose_response` (the summary's Mono / best Multi-i numbers).
         scores: the combined tidy scores (models, judges, seeds, engines).
         mixes: ``params:mixes``.
         model: ``params:model``.
@@ -137,9 +154,12 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
         ("Run", _describe_run(run_info)),
         ("Statistics", statistics_text(p)),
     ]
+    lines = summary_lines(dose_response, plateau, model, p.headline_metrics, p.xquad_metric)
+    figs = [{**fig, "downloads": figure_downloads(fig["id"], run_info)} for fig in manifest.get("figures", [])]
     return html.render(
         title="polyglot_kedro: how much multilinguality does instruction tuning need?",
-        meta=meta, notes=manifest.get("notes", []), figures=manifest.get("figures", []),
+        summary=(summary_intro(lines, p), lines),
+        meta=meta, notes=manifest.get("notes", []), figures=figs,
         tables=report_tables(significance, plateau, invalid_counts, costs, mix_summary, language_distribution,
                              training_metrics, p),
         viz_link=p.viz_link, viz_command=p.viz_command,
