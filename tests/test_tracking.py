@@ -17,6 +17,7 @@ from polyglot_kedro.tracking import (  # noqa: E402
     log_aggregates,
     mix_metrics,
     run_metrics,
+    trainer_callbacks,
 )
 
 
@@ -115,6 +116,66 @@ def test_hook_mirrors_only_the_aggregates_of_an_active_run(local_store, monkeypa
     assert "MLFLOW_NESTED_RUN" not in os.environ
 
 
+def test_each_mix_trains_in_a_nested_run_and_the_parent_stays_open(local_store, monkeypatch, tmp_path):
+    import gc
+
+    import torch
+    from datasets import Dataset
+    from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainingArguments
+
+    client, experiment_id = local_store
+    monkeypatch.delenv("MLFLOW_NESTED_RUN", raising=False)
+    assert trainer_callbacks() == [], "no run: no callback (it would open a run of its own)"
+    config = LlamaConfig(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=1, num_key_value_heads=1)
+    rows = Dataset.from_list([{"input_ids": [1, 2, 3, 4], "labels": [1, 2, 3, 4]}] * 4)
+    hook = MlflowResultsHook()
+    with mlflow.start_run(run_name="__default__") as parent:
+        hook.before_pipeline_run({}, None, None)
+        for mix in ("mono", "multi3"):
+            torch.manual_seed(0)
+            args = TrainingArguments(output_dir=str(tmp_path / mix), max_steps=2, logging_steps=1, report_to="none",
+                                     run_name=mix, use_cpu=True, disable_tqdm=True, save_strategy="no")
+            trainer = Trainer(model=LlamaForCausalLM(config), args=args, train_dataset=rows,
+                              callbacks=trainer_callbacks())
+            trainer.train()
+            del trainer
+            gc.collect()  # transformers' own callback ends the active (parent) run here
+            assert mlflow.active_run().info.run_id == parent.info.run_id, mix
+        hook.after_pipeline_run({}, None, None)
+    children = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+    assert sorted(c.info.run_name for c in children) == ["mono", "multi3"]
+    for child in children:
+        assert "loss" in child.data.metrics and child.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "loss")] == [1, 2]
+
+
+def test_hook_logs_the_saved_version_of_report_and_figures(local_store, tmp_path):
+    from kedro.io import DataCatalog
+    from matplotlib.figure import Figure
+
+    client, _ = local_store
+    catalog = DataCatalog.from_config({
+        "report_html": {"type": "text.TextDataset", "filepath": str(tmp_path / "report.html"), "versioned": True},
+        "report_figures": {"type": "matplotlib.MatplotlibDataset", "filepath": str(tmp_path / "figures"),
+                           "versioned": True, "save_args": {"format": "png"}},
+    })
+    figure = Figure()
+    figure.subplots().plot([0, 1], [1, 0])
+    hook = MlflowResultsHook()
+    hook.after_catalog_created(catalog)
+    with mlflow.start_run() as run:
+        for name, data in (("report_html", "<html>first</html>"), ("report_figures", {"fig1_x.png": figure})):
+            catalog.save(name, data)
+            hook.after_dataset_saved(name, data, node=None)
+    run_id = run.info.run_id
+    assert [a.path for a in client.list_artifacts(run_id, "reporting")] == ["reporting/figures", "reporting/report.html"]
+    assert [a.path for a in client.list_artifacts(run_id, "reporting/figures")] == ["reporting/figures/fig1_x.png"]
+    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="reporting/report.html",
+                                                dst_path=str(tmp_path / "dl"))
+    assert Path(local).read_text() == "<html>first</html>"
+
+
 def test_a_users_nested_setting_is_kept(local_store, monkeypatch):
     monkeypatch.setenv("MLFLOW_NESTED_RUN", "false")
     hook = MlflowResultsHook()
@@ -179,6 +240,7 @@ def test_default_run_has_one_metric_per_language_and_a_nested_run_per_mix(tracke
 
 
 def test_default_run_logs_the_report_and_figures_as_artifacts(tracked):
+    # The files of this run's versions, not every version in data/08_reporting.
     project, client, run = tracked
     names = {a.path for a in client.list_artifacts(run.info.run_id, "reporting")}
     assert "reporting/report.html" in names

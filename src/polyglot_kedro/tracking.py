@@ -1,21 +1,25 @@
-"""MLflow mirror of a run's results: per-(task, language, mix) metrics.
+"""MLflow mirror of a run's results: per-(task, language, mix) metrics, report, figures.
 
 kedro-mlflow (a Kedro plugin, ``conf/<env>/mlflow.yml``) opens one MLflow run
-per ``kedro run``, logs the parameters every node reads, and its
-``MlflowArtifactDataset`` logs the report and figures from the catalog. Two
-things it has no mechanism for are here, in one hook:
+per ``kedro run`` and logs the parameters every node reads. What it has no
+working mechanism for here is in one hook, :class:`MlflowResultsHook`:
 
 * the final scores. ``report_aggregates`` (one row per model, mix, task,
   language, prompt setting and metric) becomes one MLflow metric per row on
   the run (``multi3/chat/io_lang_agreement/de``) and the same numbers on one
   nested run per mix (``chat/io_lang_agreement/de``, tagged ``mix``), so the
   MLflow UI compares mixes side by side;
-* nested training runs. transformers' ``MLflowCallback`` (TRL's
-  ``report_to="mlflow"``) logs into an active run unless
-  ``MLFLOW_NESTED_RUN`` is set; with several mixes it would then overwrite
-  one mix's training arguments with the next (MLflow refuses that). The hook
-  sets it while a run is active, so each mix trains in its own nested run
-  (named by the trainer's ``run_name``), and the mix's metrics join it.
+* the report and figures as artifacts (``reporting/report.html``,
+  ``reporting/figures/*.png``), copied from the file each versioned dataset
+  has just written. kedro-mlflow's ``MlflowArtifactDataset`` cannot wrap a
+  versioned dataset under Kedro 1.x: the inner dataset gets a save version
+  of its own and the catalog refuses it (``VersionAlreadyExistsError``);
+* nested training runs. transformers' ``MLflowCallback`` logs into an active
+  run unless ``MLFLOW_NESTED_RUN`` is set; with several mixes it would then
+  overwrite one mix's training arguments with the next (MLflow refuses
+  that). The hook sets it while a run is active, and
+  :func:`trainer_callbacks` gives the trainer a callback that nests each
+  mix's curves in a run named by its ``run_name``; the mix's metrics join it.
 
 Kedro's versioned datasets stay the source of truth; nothing here is read
 back by the pipeline. Without an active MLflow run (tracking disabled for the
@@ -24,9 +28,11 @@ pipeline, or kedro-mlflow not installed) the hook does nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -39,6 +45,8 @@ MIX_TAG = "mix"
 MODEL_TAG = "model"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own tag for nested runs
 RUN_NAME_TAG = "mlflow.runName"
+# Saved files logged as artifacts: catalog name -> artifact folder.
+DEFAULT_ARTIFACTS = {"report_html": "reporting", "report_figures": "reporting"}
 
 
 def _key(*parts: Any) -> str:
@@ -142,15 +150,76 @@ def log_aggregates(aggregates: pd.DataFrame, run_id: str, client=None) -> dict[s
     return nested
 
 
+def trainer_callbacks() -> list[Any]:
+    """Extra ``TrainerCallback`` objects for a trainer inside a Kedro node.
+
+    While an MLflow run is active (kedro-mlflow's): one
+    ``NestedMlflowCallback`` (see :func:`nested_mlflow_callback_class`), so the training curves go to a nested run
+    named by ``TrainingArguments.run_name`` (with ``MLFLOW_NESTED_RUN`` set by
+    :class:`MlflowResultsHook`). Else none: outside a tracked run (unit tests,
+    tracking disabled) the callback would open a run of its own in whatever
+    store the working directory implies. Use with ``report_to="none"`` so
+    transformers does not add its plain callback too.
+    """
+    try:
+        import mlflow
+    except ImportError:
+        return []
+    return [nested_mlflow_callback_class()()] if mlflow.active_run() is not None else []
+
+
+@functools.cache
+def nested_mlflow_callback_class() -> type:
+    """``NestedMlflowCallback``: transformers' MLflow callback that ends only the run it opened.
+
+    transformers 5's ``MLflowCallback`` ends its run at the end of training
+    (back to the parent) but keeps ``_auto_end_run`` set, and its
+    ``__del__`` then ends whatever run is active: the ``kedro run``'s own
+    run, as soon as the trainer is garbage collected. Built on first use so
+    importing this module (settings.py does) does not import transformers.
+    """
+    from transformers.integrations import MLflowCallback
+
+    class NestedMlflowCallback(MLflowCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            super().on_train_end(args, state, control, **kwargs)
+            self._auto_end_run = False
+
+    return NestedMlflowCallback
+
+
+def saved_path(dataset: Any) -> Path | None:
+    """The local file or folder ``dataset`` has just written (its save version), or None.
+
+    Versioned datasets write ``<filepath>/<version>/<name>``; others their
+    ``filepath``. Remote (fsspec) paths give None: nothing to copy locally.
+    """
+    if hasattr(dataset, "resolve_save_version") and getattr(dataset, "_version", None) is not None:
+        # The version this run saved (cached per dataset); _get_save_path
+        # would refuse it because it exists now.
+        path = dataset._get_versioned_path(dataset.resolve_save_version())
+    else:
+        path = getattr(dataset, "_filepath", None)
+    if path is None or getattr(dataset, "_protocol", "file") not in ("file", "local"):
+        return None
+    path = Path(str(path))
+    return path if path.exists() else None
+
+
 class MlflowResultsHook:
-    """Mirrors ``report_aggregates`` into the active MLflow run (see module doc).
+    """Mirrors the aggregates, report and figures into the active MLflow run (see module doc).
 
     Args:
         aggregates_dataset: the catalog name of the aggregates table.
+        artifacts: catalog name -> MLflow artifact folder of each dataset
+            logged as an artifact once saved.
     """
 
-    def __init__(self, aggregates_dataset: str = "report_aggregates"):
+    def __init__(self, aggregates_dataset: str = "report_aggregates",
+                 artifacts: Mapping[str, str] | None = None):
         self.aggregates_dataset = aggregates_dataset
+        self.artifacts = dict(DEFAULT_ARTIFACTS if artifacts is None else artifacts)
+        self._catalog = None
         self._set_nested = False
 
     @staticmethod
@@ -162,7 +231,12 @@ class MlflowResultsHook:
         return mlflow.active_run()
 
     @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        self._catalog = catalog
+
+    @hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog) -> None:
+        self._catalog = catalog
         # kedro-mlflow has opened the run by now (plugin hooks are called
         # before the project's); a user's own MLFLOW_NESTED_RUN wins.
         if "MLFLOW_NESTED_RUN" not in os.environ and self._active_run() is not None:
@@ -171,13 +245,28 @@ class MlflowResultsHook:
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node) -> None:
-        if dataset_name != self.aggregates_dataset:
+        if dataset_name != self.aggregates_dataset and dataset_name not in self.artifacts:
             return
         run = self._active_run()
         if run is None:
             logger.debug("no active MLflow run: %s not mirrored", dataset_name)
             return
-        log_aggregates(data, run.info.run_id)
+        if dataset_name == self.aggregates_dataset:
+            log_aggregates(data, run.info.run_id)
+        if dataset_name in self.artifacts:
+            self._log_artifact(dataset_name, run.info.run_id)
+
+    def _log_artifact(self, dataset_name: str, run_id: str) -> None:
+        import mlflow
+
+        dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
+        path = saved_path(dataset) if dataset is not None else None
+        if path is None:
+            logger.warning("MLflow: no local file for dataset %s: not logged as an artifact", dataset_name)
+            return
+        # A folder (the figures) lands as <artifact folder>/<its name>/...
+        mlflow.MlflowClient().log_artifact(run_id, str(path), self.artifacts[dataset_name])
+        logger.info("MLflow: %s logged as artifact %s/%s", dataset_name, self.artifacts[dataset_name], path.name)
 
     def _restore(self) -> None:
         if self._set_nested:
