@@ -8,10 +8,11 @@ import logging
 import pytest
 import torch
 
-from polyglot_kedro.engines import SamplingSpec, cut_at_stop, make_engine, resolve_engine_kind
+from polyglot_kedro.engines import SamplingSpec, make_engine, resolve_engine_kind
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.engines.tiny_model import build_tiny_llama
 from polyglot_kedro.engines.transformers_engine import TransformersEngine
+from polyglot_kedro.prompting import cut_at_stop
 
 PROMPTS = [
     "### Human: Name a colour.### Assistant:",

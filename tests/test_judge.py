@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from polyglot_kedro.prompting import read_prompt_file
 from polyglot_kedro.judge import (
     HELPFULNESS_FILE,
     Verdict,
-    load_prompt,
     parse_verdict,
     render_judge_messages,
     render_translation_messages,
@@ -33,8 +33,10 @@ def test_render_keeps_the_paper_prompt():
 
 
 def test_template_file_is_a_format_string():
-    raw = load_prompt(HELPFULNESS_FILE)
+    raw = read_prompt_file(HELPFULNESS_FILE)
     assert "{prompt}" in raw and "{response}" in raw and '{{"reasoning": str, "score": int}}' in raw
+    with pytest.raises(FileNotFoundError, match="no prompt file 'judge_nothing.txt'"):
+        read_prompt_file("judge_nothing.txt")
 
 
 def test_translation_messages():

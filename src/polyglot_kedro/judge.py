@@ -2,10 +2,10 @@
 
 The prompt is the paper's (Kew et al. 2023, Figure 16; ``llm_judge.py`` of
 ZurichNLP/multilingual-instruction-tuning), kept byte for byte in
-``prompts/judge_system.txt`` and ``prompts/judge_helpfulness.txt``. The user
-template is a Python ``str.format`` string, as in the paper's code: ``{prompt}``
-and ``{response}`` are filled in, ``{{`` / ``}}`` are literal braces (the JSON
-schema line). Its trailing spaces are part of the original and are kept.
+``prompts/judge_system.txt`` and ``prompts/judge_helpfulness.txt`` (read with
+``prompting.read_prompt_file``). The user template is a Python ``str.format``
+string, as in the paper's code: ``{prompt}`` and ``{response}`` are filled in,
+``{{`` / ``}}`` are literal braces (the JSON schema line). Its trailing spaces are part of the original and are kept.
 
 Parsing never hides a failure. A reply is tried, in order:
 
@@ -25,34 +25,20 @@ integral float (``5.0``) is accepted for the same reason.
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+
+from polyglot_kedro.prompting import read_prompt_file
 
 SCORE_MIN, SCORE_MAX = 1, 6
 
-PROMPT_PACKAGE = "polyglot_kedro"
-SYSTEM_FILE = "prompts/judge_system.txt"
-HELPFULNESS_FILE = "prompts/judge_helpfulness.txt"
-TRANSLATE_FILE = "prompts/judge_translate.txt"
+SYSTEM_FILE = "judge_system.txt"
+HELPFULNESS_FILE = "judge_helpfulness.txt"
+TRANSLATE_FILE = "judge_translate.txt"
 
 # ``"score": 5`` or ``"score": "5"``; the number must end there (not 5.5, not 56...).
 _SCORE_FRAGMENT = re.compile(r'"score"\s*:\s*(")?\s*(-?\d+)\s*(?(1)")(?![\d.])')
-
-
-@lru_cache(maxsize=None)
-def load_prompt(name: str) -> str:
-    """Text of a prompt file shipped in the package (``prompts/...``).
-
-    Args:
-        name: path inside the package, e.g. ``prompts/judge_helpfulness.txt``.
-
-    Returns:
-        The file's text, unchanged.
-    """
-    return importlib.resources.files(PROMPT_PACKAGE).joinpath(name).read_text(encoding="utf-8")
 
 
 def render_judge_messages(prompt: str, response: str) -> list[dict]:
@@ -65,16 +51,16 @@ def render_judge_messages(prompt: str, response: str) -> list[dict]:
     Returns:
         OpenAI chat messages: the system message, then the filled-in rubric.
     """
-    user = load_prompt(HELPFULNESS_FILE).format(prompt=prompt, response=response)
+    user = read_prompt_file(HELPFULNESS_FILE).format(prompt=prompt, response=response)
     return [
-        {"role": "system", "content": load_prompt(SYSTEM_FILE)},
+        {"role": "system", "content": read_prompt_file(SYSTEM_FILE)},
         {"role": "user", "content": user},
     ]
 
 
 def render_translation_messages(text: str) -> list[dict]:
     """A request translating ``text`` into English (translated judging, paper App. C)."""
-    return [{"role": "user", "content": load_prompt(TRANSLATE_FILE).format(text=text)}]
+    return [{"role": "user", "content": read_prompt_file(TRANSLATE_FILE).format(text=text)}]
 
 
 @dataclass(frozen=True)

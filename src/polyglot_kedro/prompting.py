@@ -1,20 +1,63 @@
-"""The Guanaco conversation format, shared by data mixing, finetuning and inference.
+"""Prompts: the Guanaco conversation format and the package's versioned prompt files.
 
 The paper formats every turn as ``### Human: {instruction}### Assistant:
 {response}`` -- no space before the second ``###`` (its template, kept
 exactly). Raw Guanaco rows have a space there; parsing accepts both.
+Generated text is cut at the first stop string (``cut_at_stop``), the same
+rule for the generation engines and the in-process LLM backends.
+
+The experiment's prompt files (judge, translation, task templates) live in
+``polyglot_kedro/prompts/`` and are read with ``read_prompt_file`` only.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 
 HUMAN = "### Human:"
 ASSISTANT = "### Assistant:"
 STOP_STRINGS = (HUMAN, ASSISTANT)
 
-_MARKER = re.compile(r"###\s*(Human|Assistant)\s*:")
+#: A role marker as written in raw Guanaco rows (``### Human:``, ``###Assistant :``...).
+ROLE_MARKER = re.compile(r"###\s*(Human|Assistant)\s*:")
+PROMPTS_DIR = "prompts"
+
+
+@functools.cache
+def read_prompt_file(name: str) -> str:
+    """The text of a versioned prompt file shipped in the package, unchanged.
+
+    Args:
+        name: path under ``polyglot_kedro/prompts/``, e.g. ``judge_system.txt``
+            or ``tasks/xquad.yml``.
+
+    Raises:
+        FileNotFoundError: no such prompt file (the message names it).
+    """
+    path = resources.files("polyglot_kedro").joinpath(PROMPTS_DIR, *name.split("/"))
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt file {name!r} in polyglot_kedro/{PROMPTS_DIR}/")
+    return path.read_text(encoding="utf-8")
+
+
+def cut_at_stop(text: str, stop: Iterable[str] = STOP_STRINGS) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest occurrence of any stop string (vLLM's rule: the stop string is dropped).
+
+    Args:
+        text: decoded completion.
+        stop: stop strings (empty ones are ignored).
+
+    Returns:
+        ``(text before the first stop string, whether one was found)``.
+    """
+    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
 
 
 class GuanacoParseError(ValueError):
@@ -50,7 +93,7 @@ def parse_guanaco(text: str, *, allow_trailing_human: bool = False) -> list[Turn
     """
     if not isinstance(text, str) or not text.strip():
         raise GuanacoParseError("empty text")
-    matches = list(_MARKER.finditer(text))
+    matches = list(ROLE_MARKER.finditer(text))
     if not matches:
         raise GuanacoParseError("no '### Human:' marker")
     if text[: matches[0].start()].strip():

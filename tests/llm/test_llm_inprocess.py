@@ -6,7 +6,7 @@ import pytest
 from llm_server import make_tiny_causal_lm
 
 from polyglot_kedro.llm import ChatRequest, build_client
-from polyglot_kedro.llm.backends import cut_at_stop, messages_to_guanaco
+from polyglot_kedro.llm.backends import messages_to_guanaco, reply_text
 
 
 def test_messages_to_guanaco_puts_system_into_first_human_turn():
@@ -21,10 +21,10 @@ def test_messages_to_guanaco_puts_system_into_first_human_turn():
         messages_to_guanaco(msgs[:3])
 
 
-def test_cut_at_stop():
-    assert cut_at_stop(" Bonjour ### Human: next") == "Bonjour"
-    assert cut_at_stop("a### Assistant: b### Human: c") == "a"
-    assert cut_at_stop("plain") == "plain"
+def test_reply_text_cuts_at_stop_and_strips():
+    assert reply_text(" Bonjour ### Human: next") == "Bonjour"
+    assert reply_text("a### Assistant: b### Human: c") == "a"
+    assert reply_text("plain ") == "plain"
 
 
 def test_inprocess_backend_generates_caches_and_counts(tmp_path):

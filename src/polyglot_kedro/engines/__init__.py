@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from polyglot_kedro.engines.base import Engine, Generation, SamplingSpec, cut_at_stop
+from polyglot_kedro.engines.base import Engine, Generation, SamplingSpec
 
 log = logging.getLogger(__name__)
 
 EngineKind = Literal["auto", "transformers", "vllm"]
 
-__all__ = ["Engine", "EngineKind", "Generation", "SamplingSpec", "cut_at_stop", "make_engine", "resolve_engine_kind"]
+__all__ = ["Engine", "EngineKind", "Generation", "SamplingSpec", "make_engine", "resolve_engine_kind"]
 
 
 def resolve_engine_kind(kind: EngineKind) -> str:

@@ -6,6 +6,7 @@ comparable: the frequency penalty is subtracted from the logits before
 temperature/top-k/top-p, the text is cut at the first stop string (the stop
 string itself is not returned), and ``finish_reason`` is ``stop`` (a stop
 string or the end-of-sequence token) or ``length`` (``max_new_tokens`` hit).
+The stop rule itself is ``polyglot_kedro.prompting.cut_at_stop``.
 """
 
 from __future__ import annotations
@@ -77,18 +78,3 @@ class Engine(ABC):
     def close(self) -> None:
         """Release the model and its memory (no-op where nothing is held)."""
 
-
-def cut_at_stop(text: str, stop: tuple[str, ...] | list[str]) -> tuple[str, bool]:
-    """Cut ``text`` at the earliest occurrence of any stop string.
-
-    Args:
-        text: decoded completion.
-        stop: stop strings.
-
-    Returns:
-        ``(text before the first stop string, whether one was found)``.
-    """
-    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    if not positions:
-        return text, False
-    return text[: min(positions)], True

@@ -14,14 +14,14 @@ import logging
 import time
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList, set_seed
+from transformers import LogitsProcessorList, set_seed
 
-from polyglot_kedro.engines.base import Engine, Generation, SamplingSpec, cut_at_stop
+from polyglot_kedro.engines.base import Engine, Generation, SamplingSpec
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
+from polyglot_kedro.modeling import load_causal_lm, load_tokenizer
+from polyglot_kedro.prompting import cut_at_stop
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def batch_seed(seed: int, batch_index: int) -> int:
@@ -35,7 +35,8 @@ class TransformersEngine(Engine):
     Args:
         model_path: a transformers model folder.
         batch_size: prompts per ``generate`` call.
-        dtype: ``auto`` (the folder's), ``float32``, ``bfloat16`` or ``float16``.
+        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``, resolved by
+            ``modeling.resolve_dtype`` (the project's one rule: fp32 on CPU).
         max_model_len: prompt + new tokens limit; longer prompts are cut from
             the left (their end holds the instruction's forced answer prefix),
             as the paper's inference did (``truncate_from_start``).
@@ -56,13 +57,12 @@ class TransformersEngine(Engine):
         super().__init__(model_path, batch_size=batch_size)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.max_model_len = max_model_len
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, padding_side="left")
+        # The project's loaders honour the folder manifest's trust_remote_code.
+        self.tokenizer = load_tokenizer(self.model_path)
+        self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
-            if self.tokenizer.eos_token is None:
-                raise ValueError(f"tokenizer in {self.model_path} has neither a pad nor an eos token")
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        kwargs = {} if dtype == "auto" else {"dtype": _DTYPES[dtype]}
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs).to(self.device).eval()
+            raise ValueError(f"tokenizer in {self.model_path} has neither a pad nor an eos token")
+        self.model = load_causal_lm(self.model_path, dtype=dtype).to(self.device)
         self._eos_ids = self._eos_token_ids()
 
     def _eos_token_ids(self) -> set[int]:

@@ -70,9 +70,14 @@ class VLLMEngine(Engine):
         gpu_memory_utilization: float = 0.9,
         timeout_s: float = 6 * 3600,
     ):
+        from polyglot_kedro.modeling import model_location  # imports torch: not in the child's path
+
         super().__init__(model_path, batch_size=batch_size)
+        _, load_kwargs = model_location(self.model_path)
         self.engine_args = {
             "model": self.model_path,
+            # the folder manifest's choice, as for every other loader
+            "trust_remote_code": bool(load_kwargs.get("trust_remote_code", False)),
             "dtype": dtype,
             "tensor_parallel_size": tensor_parallel_size,
             "max_model_len": max_model_len,

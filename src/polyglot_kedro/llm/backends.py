@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from polyglot_kedro.prompting import ASSISTANT, HUMAN, STOP_STRINGS, Turn, guanaco_prompt
+from polyglot_kedro.prompting import STOP_STRINGS, Turn, cut_at_stop, guanaco_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +178,9 @@ def messages_to_guanaco(messages: list[dict]) -> str:
     return guanaco_prompt(last.content, history)
 
 
-def cut_at_stop(text: str, stops: tuple[str, ...] = STOP_STRINGS) -> str:
-    """Cut generated text at the first stop string (``### Human:`` / ``### Assistant:``)."""
-    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=len(text))
-    return text[:cut].strip()
+def reply_text(text: str) -> str:
+    """A generated reply as the client returns it: cut at the first stop string, stripped."""
+    return cut_at_stop(text, STOP_STRINGS)[0].strip()
 
 
 class InProcessBackend:
@@ -199,7 +198,8 @@ class InProcessBackend:
             label: the model name written into results and the ledger.
             sampling: temperature, top_p, seed, max_tokens (json_mode is not
                 enforced here; a json_schema is refused by ``build_client``).
-            dtype: ``auto`` (the folder's), ``float32``, ``bfloat16`` or ``float16``.
+            dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``, resolved by
+                ``modeling.resolve_dtype`` (the project's one rule: fp32 on CPU).
         """
         self.model_path = str(model_path)
         self.model = label
@@ -213,15 +213,14 @@ class InProcessBackend:
 
     def _load(self) -> tuple[Any, Any]:
         if self._loaded is None:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from polyglot_kedro.modeling import ModelPreparationError, load_causal_lm, load_tokenizer
 
+            # The project's loaders honour the folder manifest's trust_remote_code.
             try:
-                tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-                kwargs = {} if self.dtype == "auto" else {"dtype": self.dtype}
-                model = AutoModelForCausalLM.from_pretrained(self.model_path, **kwargs)
-            except OSError as exc:
+                tokenizer = load_tokenizer(self.model_path)
+                model = load_causal_lm(self.model_path, dtype=self.dtype)
+            except (OSError, ModelPreparationError) as exc:
                 raise FatalError(f"cannot load in-process model from {self.model_path!r}: {exc}") from exc
-            model.eval()
             self._loaded = (tokenizer, model)
         return self._loaded
 
@@ -256,7 +255,7 @@ class InProcessBackend:
             new_tokens = out[0, n_prompt:]
             text = tokenizer.decode(new_tokens, skip_special_tokens=True)
             return Completion(
-                text=cut_at_stop(text, (HUMAN, ASSISTANT)),
+                text=reply_text(text),
                 prompt_tokens=n_prompt,
                 completion_tokens=int(new_tokens.shape[0]),
                 model=self.model,
@@ -295,12 +294,14 @@ class VLLMBatchBackend:
 
     def complete_many(self, batch: list[list[dict]], *, seed: int | None) -> list[Completion | BackendError]:
         """Generate one reply per conversation, in order; per-item errors are returned, not raised."""
-        from transformers import AutoConfig, AutoTokenizer
+        from transformers import AutoConfig
 
         from polyglot_kedro.engines import SamplingSpec, make_engine
+        from polyglot_kedro.modeling import load_tokenizer, model_location
 
-        tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        context = int(getattr(AutoConfig.from_pretrained(self.model_path), "max_position_embeddings", 0) or 0)
+        tokenizer = load_tokenizer(self.model_path)
+        where, load_kwargs = model_location(self.model_path)
+        context = int(getattr(AutoConfig.from_pretrained(where, **load_kwargs), "max_position_embeddings", 0) or 0)
         max_new = int(self._sampling["max_tokens"])
         prompts = [messages_to_guanaco(m) for m in batch]
         n_prompt = [len(tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts]
@@ -338,7 +339,7 @@ class VLLMBatchBackend:
                 engine.close()
             for i, gen in zip(runnable, generations):
                 outcomes[i] = Completion(
-                    text=cut_at_stop(gen.text, (HUMAN, ASSISTANT)),
+                    text=reply_text(gen.text),
                     prompt_tokens=n_prompt[i],
                     completion_tokens=int(gen.n_output_tokens),
                     model=self.model,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from polyglot_kedro.prompting import read_prompt_file
 from polyglot_kedro.pipelines.translation.nodes import (
     RoleTokenError,
     assemble_chat_prompts,
     english_prompts,
-    load_template,
     mask_roles,
     restore_roles,
     translate_guanaco,
@@ -24,7 +24,7 @@ def test_prompt_template_is_the_papers(translator_server, llm_endpoints, transla
     assert greek.startswith("Translate the following text into standard modern Greek. \nKeep the structure")
     assert greek.endswith('Original: "What is 2+2?"\n\nTranslation into standard modern Greek:')
     assert translator_server.bodies[0]["messages"][0] == {"role": "system", "content": "You are a helpful assistant."}
-    assert "role labels (e.g. <S1>, <S2>)" in load_template("translation_guanaco.txt")
+    assert "role labels (e.g. <S1>, <S2>)" in read_prompt_file("translation_guanaco.txt")
 
 
 def test_translate_prompts_partitions_and_rerun_sends_nothing(translator_server, llm_endpoints, translation_params, chat_prompts_raw):

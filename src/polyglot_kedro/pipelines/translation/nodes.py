@@ -1,6 +1,7 @@
 """Translation: AlpacaEval prompts and Guanaco examples into the target languages.
 
-Templates (package data, ``polyglot_kedro/prompts/``), kept verbatim from the
+Templates (package data, ``polyglot_kedro/prompts/``, read with
+``prompting.read_prompt_file``), kept verbatim from the
 paper's code (ZurichNLP/multilingual-instruction-tuning, translate_with_gpt.py
 @ 054c812 and its ``guanaco_human_template``), i.e. the paper's Figures 8 and
 10: ``translation_prompt.txt`` (prompts), ``translation_guanaco.txt``
@@ -16,15 +17,22 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from importlib import resources
 from typing import Any
 
 import pandas as pd
 from pydantic import Field
 
 from polyglot_kedro.config import StrictModel
+from polyglot_kedro.contracts import require_columns
 from polyglot_kedro.llm import ChatRequest, ChatResult, build_client
-from polyglot_kedro.prompting import ASSISTANT, HUMAN, GuanacoParseError, Turn, format_guanaco, parse_guanaco
+from polyglot_kedro.prompting import (
+    ROLE_MARKER,
+    GuanacoParseError,
+    Turn,
+    format_guanaco,
+    parse_guanaco,
+    read_prompt_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +44,7 @@ DEFAULT_LANGUAGE_NAMES = {
     "is": "Icelandic", "hi": "Hindi", "el": "standard modern Greek",
 }  # fmt: skip
 
-ROLE_TOKENS = {HUMAN: "<S1>", ASSISTANT: "<S2>"}
 _ROLE_TOKEN = re.compile(r"<\s*S\s*([12])\s*>", re.IGNORECASE)
-_MARKER = re.compile(r"###\s*(Human|Assistant)\s*:")
 
 
 class TranslationParams(StrictModel):
@@ -60,11 +66,6 @@ class TranslationParams(StrictModel):
         return self.language_names[lang]
 
 
-def load_template(name: str) -> str:
-    """A prompt template from the package data (``polyglot_kedro/prompts/<name>``)."""
-    return resources.files("polyglot_kedro").joinpath("prompts", name).read_text(encoding="utf-8")
-
-
 def _translator(translation: TranslationParams, llm_endpoints: Mapping[str, Any], base_model: str | None):
     if translation.endpoint not in llm_endpoints:
         raise ValueError(
@@ -78,7 +79,7 @@ def _translator(translation: TranslationParams, llm_endpoints: Mapping[str, Any]
 
 def _messages(template: str, text: str, lang_name: str) -> list[dict]:
     return [
-        {"role": "system", "content": load_template("translation_system.txt")},
+        {"role": "system", "content": read_prompt_file("translation_system.txt")},
         {"role": "user", "content": template.format(tgt_lang=lang_name, prompt=text)},
     ]
 
@@ -131,7 +132,7 @@ def translate_prompts(
     """
     params = TranslationParams.model_validate(translation)
     source = english_prompts(chat_prompts_raw, params.source_lang)
-    template = load_template("translation_prompt.txt")
+    template = read_prompt_file("translation_prompt.txt")
     client = _translator(params, llm_endpoints, base_model)
     out: dict[str, pd.DataFrame] = {}
     for lang in params.prompt_languages:
@@ -228,7 +229,7 @@ def assemble_chat_prompts(
 
 def mask_roles(text: str) -> str:
     """Guanaco text with ``### Human:``/``### Assistant:`` replaced by ``<S1>``/``<S2>`` (paper, Fig. 10)."""
-    return _MARKER.sub(lambda m: "<S1>" if m.group(1) == "Human" else "<S2>", text)
+    return ROLE_MARKER.sub(lambda m: "<S1>" if m.group(1) == "Human" else "<S2>", text)
 
 
 class RoleTokenError(ValueError):
@@ -304,10 +305,8 @@ def translate_guanaco(
         ValueError: a missing input column (named).
     """
     params = TranslationParams.model_validate(translation)
-    missing = {"id", "text", "target_lang"} - set(mt_source_examples.columns)
-    if missing:
-        raise ValueError(f"mt_source_examples lacks column(s) {sorted(missing)}")
-    template = load_template("translation_guanaco.txt")
+    require_columns(mt_source_examples, ["id", "text", "target_lang"], "mt_source_examples")
+    template = read_prompt_file("translation_guanaco.txt")
     client = _translator(params, llm_endpoints, base_model)
     rejected: list[dict] = []
     pending: list[dict] = []
