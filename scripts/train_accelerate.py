@@ -12,8 +12,11 @@ the metrics.
         --adapter-out data/06_models/adapters_ddp/mono --metrics-out data/08_reporting/mono_ddp.json \
         --set finetuning.max_steps=100
 
-``--env paper`` reads conf/paper over conf/base; ``--set key=value`` (OmegaConf
-dot-list) overrides single parameters, e.g. ``model=llama2_7b``.
+``--env paper`` reads conf/paper over conf/base (default: ``KEDRO_ENV``, else
+``local``); ``--set key=value`` (OmegaConf dot-list) overrides single
+parameters, e.g. ``model=llama2_7b``, as ``kedro run --params`` does. The
+parameters are read by ``polyglot_kedro.project_config``: the loader, soft
+merge and override path of ``kedro run`` itself.
 """
 
 from __future__ import annotations
@@ -26,19 +29,14 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-from kedro.config import OmegaConfigLoader
-from omegaconf import OmegaConf
 
+from polyglot_kedro import project_config
 from polyglot_kedro.pipelines.finetuning.nodes import train_lora
 
 
-def load_parameters(conf_source: str, env: str, overrides: list[str]) -> dict:
-    """The project's parameters for ``env`` with dot-list overrides applied."""
-    loader = OmegaConfigLoader(conf_source=conf_source, base_env="base", default_run_env="local", env=env)
-    params = OmegaConf.create(loader["parameters"])
-    if overrides:
-        params = OmegaConf.merge(params, OmegaConf.from_dotlist(overrides))
-    return OmegaConf.to_container(params, resolve=True)
+def load_parameters(conf_source: str, env: str | None, overrides: list[str]) -> dict:
+    """The parameters ``kedro run --env <env> --params <overrides>`` resolves (``project_config``)."""
+    return project_config.load_parameters(conf_source, env, overrides)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,13 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--adapter-out", required=True, help="where the main process copies the adapter")
     parser.add_argument("--metrics-out", help="training metrics JSON (main process)")
     parser.add_argument("--conf-source", default="conf")
-    parser.add_argument("--env", default="local")
+    parser.add_argument("--env", default=None, help="Kedro environment (default: KEDRO_ENV, else local)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="parameter overrides")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s rank" + os.environ.get("RANK", "0")
                         + " %(levelname)s %(message)s")
 
-    params = load_parameters(args.conf_source, args.env, args.set)
+    env = project_config.resolve_env(args.env, argv=[])  # --env, else KEDRO_ENV, else local: Kedro's order
+    params = load_parameters(args.conf_source, env, args.set)
+    logging.getLogger(__name__).info("env %s, finetuning parameters: %s", env, json.dumps(params["finetuning"], default=str))
     train_mix = pd.read_parquet(args.train_mix)
     adapter, metrics = train_lora(train_mix, args.base_model, params["model"], params["models"],
                                   params["finetuning"], mix_name=args.mix)

@@ -2,8 +2,8 @@
 
 Kedro builds pipelines before the run's parameters exist, so the registry
 reads the mix names straight from the parameter files of ``conf/base`` and
-the run's environment (``KEDRO_ENV``, or ``--env`` on the kedro command
-line). The files are read with plain OmegaConf -- no Kedro config loader --
+the run's environment, with Kedro's precedence (``--env`` on the kedro
+command line, else ``KEDRO_ENV``, else ``local``: ``project_config.resolve_env``). The files are read with plain OmegaConf -- no Kedro config loader --
 because a loader registers process-wide resolvers (``${globals:...}``) that
 would then resolve the run's catalog against the wrong environment. Mixes
 merge like the run's parameters do (soft merge, see ``settings``).
@@ -12,20 +12,21 @@ merge like the run's parameters do (soft merge, see ``settings``).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from polyglot_kedro.config import MixSpec, mix_specs
+from polyglot_kedro.project_config import env_from_cli as _env_from_cli  # noqa: F401 - kept for callers
+from polyglot_kedro.project_config import resolve_env
 
 _PATTERNS = ("parameters*.yml", "parameters*.yaml", "parameters*/**/*.yml", "parameters*/**/*.yaml")
 
 
 def load_mixes(project_path: str | Path | None = None, env: str | None = None) -> dict[str, MixSpec]:
-    """Read and validate ``params:mixes`` for ``env`` (default: ``KEDRO_ENV``, ``--env``, else ``local``)."""
+    """Read and validate ``params:mixes`` for ``env`` (default: ``--env``, else ``KEDRO_ENV``, else ``local``)."""
     project_path = Path(project_path or os.environ.get("POLYGLOT_PROJECT_PATH", Path.cwd()))
-    env = env or os.environ.get("KEDRO_ENV") or _env_from_cli() or "local"
+    env = resolve_env(env)
     merged = OmegaConf.create({})
     for folder in dict.fromkeys(("base", env)):
         conf = project_path / "conf" / folder
@@ -37,18 +38,3 @@ def load_mixes(project_path: str | Path | None = None, env: str | None = None) -
                     merged = OmegaConf.merge(merged, {"mixes": data["mixes"]})
     mixes = OmegaConf.to_container(merged, resolve=False).get("mixes", {})
     return mix_specs(mixes)
-
-
-def _env_from_cli(argv: list[str] | None = None) -> str | None:
-    """``--env``/``-e`` of a ``kedro run`` command line, if any.
-
-    ``kedro run --env paper`` hands the env to the session but not to the
-    pipeline registry, which is built first; the mix set may differ per env.
-    """
-    argv = sys.argv if argv is None else argv
-    for i, arg in enumerate(argv):
-        if arg in ("--env", "-e") and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--env="):
-            return arg.split("=", 1)[1]
-    return None
