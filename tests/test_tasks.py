@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from polyglot_kedro.prompting import guanaco_prompt
+from polyglot_kedro.contracts import PROMPT_COLUMNS
 from polyglot_kedro.tasks import (
     build_chat_prompts,
     build_xcsqa_prompts,
     build_xquad_prompts,
-    load_template,
+    load_task_template,
     template_version,
     xcsqa_prompt,
     xquad_answer_close,
@@ -57,14 +58,14 @@ def test_xcsqa_reproduces_paper_prompts(prompt_file, lang):
         assert xcsqa_prompt(r["question"], r["options"], lang) == r["instruction"]
 
 
-@pytest.mark.parametrize("lang", sorted(load_template("xquad")["languages"]))
+@pytest.mark.parametrize("lang", sorted(load_task_template("xquad")["languages"]))
 def test_xquad_builder_every_language_and_setting(lang):
     raw = pd.DataFrame(
         {"id": ["a"], "lang": [lang], "context": ["  Ctx 308.  "], "question": [" Q? "], "answers": [[{"text": "308"}]]}
     )
     out = build_xquad_prompts(raw, [lang], ["en:xx", "xx:xx"])
     assert list(out["prompt_setting"]) == ["en:xx", "xx:xx"]
-    parts = load_template("xquad")["languages"]
+    parts = load_task_template("xquad")["languages"]
     en_prompt, xx_prompt = out["prompt"]
     assert en_prompt.startswith("### Human: " + parts["en"]["instruction"])
     assert en_prompt.endswith("### Assistant: " + parts["en"]["assistant_prefix"])
@@ -72,21 +73,25 @@ def test_xquad_builder_every_language_and_setting(lang):
     assert xx_prompt.endswith("### Assistant: " + parts[lang]["assistant_prefix"])
     assert "\n\nCtx 308.\n\n" in xx_prompt and "\n\nQ?\n\n" in xx_prompt
     assert json.loads(out["reference"].iloc[0]) == ["308"]
+    assert out["question"].tolist() == [" Q? ", " Q? "]  # carried as in the source row
+    assert out["options"].map(json.loads).isna().all()
+    assert list(out.columns) == PROMPT_COLUMNS
     assert xquad_answer_close(lang)
 
 
-@pytest.mark.parametrize("lang", sorted(load_template("xcsqa")["languages"]))
+@pytest.mark.parametrize("lang", sorted(load_task_template("xcsqa")["languages"]))
 def test_xcsqa_builder_every_language(lang):
     raw = pd.DataFrame(
         {"id": ["x"], "lang": [lang], "question": ["Q?"], "options": [["o1", "o2", "o3", "o4", "o5"]], "answer": ["D"]}
     )
     out = build_xcsqa_prompts(raw, [lang], ["xx:xx"])
     prompt = out["prompt"].iloc[0]
-    parts = load_template("xcsqa")["languages"][lang]
+    parts = load_task_template("xcsqa")["languages"][lang]
     assert prompt.startswith("### Human: " + parts["instruction"])
     assert "A: o1\nB: o2\nC: o3\nD: o4\nE: o5" in prompt
     assert prompt.endswith('### Assistant: "')
     assert json.loads(out["reference"].iloc[0]) == "D"
+    assert out["question"].iloc[0] == "Q?" and json.loads(out["options"].iloc[0]) == ["o1", "o2", "o3", "o4", "o5"]
 
 
 def test_xcsqa_bad_rows_name_the_row():
@@ -98,6 +103,9 @@ def test_xcsqa_bad_rows_name_the_row():
         build_xcsqa_prompts(raw, ["en"], ["xx:xx"])
     with pytest.raises(ValueError, match="missing column"):
         build_xcsqa_prompts(raw.drop(columns=["options"]), ["en"], ["xx:xx"])
+    raw = pd.DataFrame({"id": ["x9"], "lang": ["en"], "question": [" "], "options": [list("abcde")], "answer": ["A"]})
+    with pytest.raises(ValueError, match="id='x9'.*empty field 'question'"):
+        build_xcsqa_prompts(raw, ["en"], ["xx:xx"])
 
 
 def test_chat_prompts_in_guanaco_template():
@@ -106,6 +114,7 @@ def test_chat_prompts_in_guanaco_template():
     assert list(out["prompt"]) == [guanaco_prompt("Hi?"), guanaco_prompt("Hallo?")]
     assert set(out["prompt_setting"]) == {"native"} and list(out["lang"]) == ["en", "de"]
     assert out["prompt"].iloc[0] == "### Human: Hi?### Assistant:"
+    assert list(out["question"]) == ["Hi?", "Hallo?"]  # the instruction, carried for the judge
 
 
 def test_unknown_language_and_setting_are_errors():

@@ -10,21 +10,44 @@ from __future__ import annotations
 #: One evaluated item under one seed: the key every per-item table shares.
 ITEM_KEYS = ["model", "mix", "task", "lang", "prompt_setting", "seed", "item_id"]
 
-#: ``eval_prompts`` (built once, shared by all mixes).
-PROMPT_COLUMNS = ["task", "lang", "prompt_setting", "item_id", "prompt", "reference"]
+#: What the prompt builder knows of each item, carried from
+#: ``eval_prompts`` into ``{mix}.generations`` unchanged (never rebuilt
+#: from the prompt text): ``question`` (chat: the user's instruction; XQuAD,
+#: X-CSQA: the question as in the source data), ``options`` (X-CSQA: JSON list
+#: of the option texts in letter order; other tasks: JSON ``null``) and
+#: ``reference`` (the gold answer as JSON: XQuAD a list of answer texts,
+#: X-CSQA the letter, chat ``null``).
+ITEM_FIELDS = ["question", "options", "reference"]
+
+#: ``eval_prompts`` (built once, shared by all mixes); ``template`` is ``<task>@v<version>``.
+PROMPT_COLUMNS = ["task", "lang", "prompt_setting", "item_id", "prompt", *ITEM_FIELDS]
+EVAL_PROMPT_COLUMNS = [*PROMPT_COLUMNS, "template"]
 
 #: ``{mix}.generations`` as the inference stage writes it.
 GENERATION_COLUMNS = [
     *ITEM_KEYS, "prompt", "output",
-    "finish_reason", "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "reference",
+    "finish_reason", "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", *ITEM_FIELDS,
 ]  # fmt: skip
-#: What judging and scoring read from ``{mix}.generations``.
-GENERATION_REQUIRED = [*ITEM_KEYS, "prompt", "output", "reference"]
+#: What judging and task scoring read from ``{mix}.generations`` (``options``
+#: is carried for readers of the table; no scorer needs it).
+GENERATION_REQUIRED = [*ITEM_KEYS, "output", "question", "reference"]
 
+#: What ``tasks.xnli.run_xnli_loglik`` returns: one row per XNLI item (labels as names).
+XNLI_ITEM_COLUMNS = ["lang", "item_id", "pred", "gold", "correct"]
 #: ``{mix}.xnli_loglik``: one row per XNLI item and seed (lm-eval log-likelihood choice).
 XNLI_LOGLIK_COLUMNS = [*ITEM_KEYS, "pred", "gold", "correct", "engine"]
 #: What scoring reads from ``{mix}.xnli_loglik``.
 XNLI_LOGLIK_REQUIRED = ["lang", "item_id", "seed", "pred", "gold"]
+
+#: ``{mix}.chat_languages``: fastText language of every chat prompt and response.
+CHAT_LANGUAGE_COLUMNS = [*ITEM_KEYS, "instruction", "prompt_lang", "response_lang", "lang_match"]
+
+#: ``{mix}.chat_judgments``: one row per judged chat response (invalid ones included).
+JUDGMENT_COLUMNS = [
+    *ITEM_KEYS, "instruction", "response", "judge_mode", "judged_instruction", "judged_response",
+    "prompt_lang", "response_lang", "lang_match", "judge", "judge_raw", "judge_parse", "reasoning",
+    "raw_score", "score", "valid", "invalid_reason", "cached", "attempts",
+]  # fmt: skip
 
 #: ``{mix}.scores``: one row per (item, seed, metric), tidy.
 SCORE_COLUMNS = [

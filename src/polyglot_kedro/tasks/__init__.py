@@ -1,10 +1,10 @@
 """Evaluation tasks: prompt builders (chat, XQuAD, X-CSQA) and XNLI via lm-eval.
 
-Templates are versioned data in ``polyglot_kedro/prompts/tasks/*.yml``.
+Templates are versioned data in ``polyglot_kedro/prompts/tasks/*.yml``; the
+prompt table's columns are ``contracts.PROMPT_COLUMNS``.
 """
 
 from polyglot_kedro.tasks.builders import (
-    PROMPT_COLUMNS,
     build_chat_prompts,
     build_xcsqa_prompts,
     build_xquad_prompts,
@@ -14,15 +14,14 @@ from polyglot_kedro.tasks.builders import (
     xquad_answer_close,
     xquad_prompt,
 )
-from polyglot_kedro.tasks.templates import load_template, template_version
+from polyglot_kedro.tasks.templates import load_task_template, template_version
 
 __all__ = [
-    "PROMPT_COLUMNS",
     "build_chat_prompts",
     "build_xcsqa_prompts",
     "build_xquad_prompts",
     "gold_answers",
-    "load_template",
+    "load_task_template",
     "prompt_language",
     "template_version",
     "xcsqa_prompt",

@@ -1,9 +1,12 @@
 """Prompt builders for the generation tasks (chat, XQuAD, X-CSQA).
 
 Every builder returns the same long table, one row per (lang, prompt_setting,
-item): ``task, lang, prompt_setting, item_id, prompt, reference`` where
-``reference`` is a JSON string (XQuAD: gold answer texts; X-CSQA: the gold
-letter; chat: ``null``).
+item): ``contracts.PROMPT_COLUMNS``. Besides the prompt, each row carries what
+the scorers need from the item, so nothing is rebuilt from the prompt text
+later: ``question`` (chat: the instruction; XQuAD/X-CSQA: the question as in
+the source row), ``options`` (X-CSQA: JSON list of the five option texts in
+letter order; else JSON ``null``) and ``reference`` (JSON: XQuAD gold answer
+texts; X-CSQA the gold letter; chat ``null``).
 
 Prompt settings: chat ``native`` (the instruction in its own language);
 XQuAD ``en:xx`` (English instruction around an xx passage/question) and
@@ -13,15 +16,15 @@ XQuAD ``en:xx`` (English instruction around an xx passage/question) and
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
 
+from polyglot_kedro.contracts import PROMPT_COLUMNS, require_columns
 from polyglot_kedro.prompting import guanaco_prompt
-from polyglot_kedro.tasks.templates import language_parts, load_template
+from polyglot_kedro.tasks.templates import language_parts, load_task_template
 
-PROMPT_COLUMNS = ["task", "lang", "prompt_setting", "item_id", "prompt", "reference"]
+_NULL = json.dumps(None)
 SETTINGS = {"chat": ("native",), "xquad": ("en:xx", "xx:xx"), "xcsqa": ("xx:xx", "en:xx")}
 
 
@@ -45,7 +48,7 @@ def xquad_prompt(context: str, question: str, prompt_lang: str) -> str:
     Returns:
         ``### Human: {body}### Assistant: {prefix}``.
     """
-    base = load_template("xquad")["base"]
+    base = load_task_template("xquad")["base"]
     parts = language_parts("xquad", prompt_lang)
     body = base["template"].format(context=context.strip(), question=question.strip(), **parts)
     return f"{guanaco_prompt(body)} {parts['assistant_prefix']}"
@@ -67,7 +70,7 @@ def xcsqa_prompt(question: str, options: list[str], prompt_lang: str) -> str:
     Returns:
         ``### Human: {body}### Assistant: "``.
     """
-    base = load_template("xcsqa")["base"]
+    base = load_task_template("xcsqa")["base"]
     letters = base["letters"]
     if len(options) != len(letters):
         raise ValueError(f"X-CSQA needs {len(letters)} options, got {len(options)}")
@@ -76,12 +79,6 @@ def xcsqa_prompt(question: str, options: list[str], prompt_lang: str) -> str:
     fields = {"options_end": base["options_end"], **parts}
     body = base["template"].format(question=question, options=lines, **fields)
     return f"{guanaco_prompt(body)} {parts['assistant_prefix']}"
-
-
-def _require(df: pd.DataFrame, columns: Iterable[str], name: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name}: missing column(s) {missing}; has {list(df.columns)}")
 
 
 def _select(df: pd.DataFrame, lang: str, limit: int | None, name: str) -> pd.DataFrame:
@@ -117,13 +114,13 @@ def build_chat_prompts(chat_prompts: pd.DataFrame, languages: list[str], limit: 
     Returns:
         Prompt table (see module doc).
     """
-    _require(chat_prompts, ["id", "lang", "instruction"], "chat_prompts")
+    require_columns(chat_prompts, ["id", "lang", "instruction"], "chat_prompts")
     rows = []
     for lang in languages:
         for r in _select(chat_prompts, lang, limit, "chat_prompts").itertuples(index=False):
             if not isinstance(r.instruction, str) or not r.instruction.strip():
                 raise ValueError(f"chat_prompts: row id={r.id!r} lang={lang}: empty field 'instruction'")
-            rows.append(("chat", lang, "native", str(r.id), guanaco_prompt(r.instruction), json.dumps(None)))
+            rows.append(("chat", lang, "native", str(r.id), guanaco_prompt(r.instruction), r.instruction, _NULL, _NULL))
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
 
 
@@ -139,9 +136,10 @@ def build_xquad_prompts(
         limit: first ``limit`` questions per language.
 
     Returns:
-        Prompt table; ``reference`` is the JSON list of gold answer texts.
+        Prompt table; ``question`` as in the source row, ``reference`` the
+        JSON list of gold answer texts.
     """
-    _require(xquad_raw, ["id", "lang", "context", "question", "answers"], "xquad_raw")
+    require_columns(xquad_raw, ["id", "lang", "context", "question", "answers"], "xquad_raw")
     rows = []
     for lang in languages:
         items = _select(xquad_raw, lang, limit, "xquad_raw")
@@ -155,7 +153,8 @@ def build_xquad_prompts(
                     if not isinstance(getattr(r, field), str) or not getattr(r, field).strip():
                         raise ValueError(f"{where}: empty field {field!r}")
                 ref = json.dumps(gold_answers(r.answers, where), ensure_ascii=False)
-                rows.append(("xquad", lang, setting, str(r.id), xquad_prompt(r.context, r.question, plang), ref))
+                prompt = xquad_prompt(r.context, r.question, plang)
+                rows.append(("xquad", lang, setting, str(r.id), prompt, r.question, _NULL, ref))
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
 
 
@@ -171,10 +170,11 @@ def build_xcsqa_prompts(
         limit: first ``limit`` questions per language.
 
     Returns:
-        Prompt table; ``reference`` is the JSON gold letter.
+        Prompt table; ``options`` the JSON list of option texts,
+        ``reference`` the JSON gold letter.
     """
-    _require(xcsqa_raw, ["id", "lang", "question", "options", "answer"], "xcsqa_raw")
-    letters = load_template("xcsqa")["base"]["letters"]
+    require_columns(xcsqa_raw, ["id", "lang", "question", "options", "answer"], "xcsqa_raw")
+    letters = load_task_template("xcsqa")["base"]["letters"]
     rows = []
     for lang in languages:
         items = _select(xcsqa_raw, lang, limit, "xcsqa_raw")
@@ -190,5 +190,9 @@ def build_xcsqa_prompts(
                 answer = r.answer[0] if isinstance(r.answer, (list, tuple)) else r.answer
                 if answer not in letters:
                     raise ValueError(f"{where}: field 'answer' must be one of {letters}, got {r.answer!r}")
-                rows.append(("xcsqa", lang, setting, str(r.id), xcsqa_prompt(r.question, options, plang), json.dumps(answer)))
+                if not isinstance(r.question, str) or not r.question.strip():
+                    raise ValueError(f"{where}: empty field 'question'")
+                prompt = xcsqa_prompt(r.question, options, plang)
+                opts = json.dumps(options, ensure_ascii=False)
+                rows.append(("xcsqa", lang, setting, str(r.id), prompt, r.question, opts, json.dumps(answer)))
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)

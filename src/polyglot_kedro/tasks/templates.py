@@ -7,10 +7,11 @@ Each file holds ``version``, a ``base`` section and per-language parts under
 from __future__ import annotations
 
 import functools
-from importlib import resources
 from typing import Any
 
 import yaml
+
+from polyglot_kedro.prompting import read_prompt_file
 
 TASKS = ("chat", "xquad", "xcsqa", "xnli")
 
@@ -23,7 +24,7 @@ class UnknownLanguageError(KeyError):
 
 
 @functools.cache
-def load_template(task: str) -> dict[str, Any]:
+def load_task_template(task: str) -> dict[str, Any]:
     """Read and check the template file of ``task``.
 
     Args:
@@ -37,17 +38,17 @@ def load_template(task: str) -> dict[str, Any]:
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
-    path = resources.files("polyglot_kedro") / "prompts" / "tasks" / f"{task}.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    name = f"tasks/{task}.yml"
+    data = yaml.safe_load(read_prompt_file(name))
     for key in ("version", "base", "languages"):
         if key not in (data or {}):
-            raise ValueError(f"{path}: missing top-level key {key!r}")
+            raise ValueError(f"prompts/{name}: missing top-level key {key!r}")
     return data
 
 
 def template_version(task: str) -> str:
     """``<task>@v<version>``, recorded with the outputs."""
-    return f"{task}@v{load_template(task)['version']}"
+    return f"{task}@v{load_task_template(task)['version']}"
 
 
 def language_parts(task: str, lang: str) -> dict[str, str]:
@@ -56,7 +57,7 @@ def language_parts(task: str, lang: str) -> dict[str, str]:
     Raises:
         UnknownLanguageError: no parts for ``lang``; the message lists the available ones.
     """
-    langs = load_template(task)["languages"]
+    langs = load_task_template(task)["languages"]
     if lang not in langs:
         raise UnknownLanguageError(
             f"task {task!r} has no prompt template for language {lang!r} "

@@ -21,16 +21,15 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from polyglot_kedro.tasks.templates import load_template
+from polyglot_kedro.contracts import XNLI_ITEM_COLUMNS, require_columns
+from polyglot_kedro.tasks.templates import load_task_template
 
 log = logging.getLogger(__name__)
-
-XNLI_COLUMNS = ["lang", "item_id", "pred", "gold", "correct"]
 
 
 def label_names() -> list[str]:
     """Labels in choice order (entailment, neutral, contradiction)."""
-    return list(load_template("xnli")["base"]["labels"])
+    return list(load_task_template("xnli")["base"]["labels"])
 
 
 def lm_eval_xnli_choices(lang: str) -> str:
@@ -39,7 +38,7 @@ def lm_eval_xnli_choices(lang: str) -> str:
     Raises:
         ValueError: the harness has no xnli task for ``lang`` and our template adds none.
     """
-    extra = load_template("xnli")["languages"]
+    extra = load_task_template("xnli")["languages"]
     if lang in extra:
         return extra[lang]["doc_to_choice"]
     path = resources.files("lm_eval") / "tasks" / "xnli" / f"xnli_{lang}.yaml"
@@ -93,7 +92,7 @@ def write_xnli_task(rows: pd.DataFrame, lang: str, work_dir: str | Path) -> str:
         "doc_to_target": "label",
         "doc_to_choice": lm_eval_xnli_choices(lang),
         "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
-        "metadata": {"version": load_template("xnli")["version"]},
+        "metadata": {"version": load_task_template("xnli")["version"]},
     }
     (work_dir / f"{task}.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return task
@@ -123,15 +122,15 @@ def run_xnli_loglik(
         device: ``cuda``/``cpu`` (default: cuda when available).
 
     Returns:
-        One row per item: ``lang, item_id, pred, gold, correct`` (labels as names).
+        One row per item, ``contracts.XNLI_ITEM_COLUMNS`` (labels as names).
     """
     import lm_eval
     import torch
     from lm_eval.tasks import TaskManager
 
-    missing = [c for c in ("id", "lang", "premise", "hypothesis", "label") if c not in xnli.columns]
-    if missing:
-        raise ValueError(f"xnli_raw: missing column(s) {missing}; has {list(xnli.columns)}")
+    from polyglot_kedro.modeling import model_location
+
+    require_columns(xnli, ["id", "lang", "premise", "hypothesis", "label"], "xnli_raw")
     tasks = {}
     for lang in languages:
         rows = xnli[xnli["lang"] == lang]
@@ -140,9 +139,13 @@ def run_xnli_loglik(
             raise ValueError(f"xnli_raw: no rows for language {lang!r}")
         tasks[write_xnli_task(rows, lang, work_dir)] = lang
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # lm-eval loads the model itself; it gets the folder manifest's trust_remote_code like every loader.
+    _, load_kwargs = model_location(model_path)
+    model_args = {"pretrained": str(model_path), "dtype": dtype, "device": device,
+                  "trust_remote_code": bool(load_kwargs.get("trust_remote_code", False))}  # fmt: skip
     results = lm_eval.simple_evaluate(
         model="hf",
-        model_args={"pretrained": str(model_path), "dtype": dtype, "device": device},
+        model_args=model_args,
         tasks=list(tasks),
         batch_size=batch_size,
         log_samples=True,
@@ -156,4 +159,4 @@ def run_xnli_loglik(
             gold = int(s["target"])
             out.append((lang, s["doc"]["id"], names[pred], names[gold], pred == gold))
     log.info("xnli: scored %d items in %s", len(out), ", ".join(tasks.values()))
-    return pd.DataFrame(out, columns=XNLI_COLUMNS)
+    return pd.DataFrame(out, columns=XNLI_ITEM_COLUMNS)

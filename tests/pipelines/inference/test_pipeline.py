@@ -11,19 +11,16 @@ from kedro.runner import SequentialRunner
 from pydantic import ValidationError
 
 from polyglot_kedro.config import MixSpec
+from polyglot_kedro.contracts import GENERATION_COLUMNS, XNLI_LOGLIK_COLUMNS
 from polyglot_kedro.engines import Engine, Generation
+from polyglot_kedro.pipelines import mix_name_inputs
 from polyglot_kedro.pipelines.inference import create_pipeline, nodes
-from polyglot_kedro.pipelines.inference.nodes import (
-    GENERATION_COLUMNS,
-    XNLI_LOGLIK_COLUMNS,
-    build_eval_prompts,
-    generate_outputs,
-)
+from polyglot_kedro.pipelines.inference.nodes import build_eval_prompts, generate_outputs
 
 # docs/ARCHITECTURE.md, "generations rows"
 CONTRACT = [
     "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "prompt", "output", "finish_reason",
-    "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "reference",
+    "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "question", "options", "reference",
 ]  # fmt: skip
 
 
@@ -34,6 +31,11 @@ def test_create_pipeline_maps_untuned_mix_to_base_model():
     assert {"mono.generations", "base.generations", "mono.xnli_loglik", "base.xnli_loglik"} <= pipe.outputs()
     names = {n.name for n in pipe.nodes}
     assert {"build_eval_prompts", "mono.generate_outputs", "base.score_xnli_loglik"} <= names
+    # each namespace's mix name is a visible parameter input (no bound function)
+    assert {"params:mono.mix_name", "params:base.mix_name"} <= pipe.inputs()
+    for n in pipe.nodes:
+        if n.name != "build_eval_prompts":
+            assert f"params:{n.namespace}.mix_name" in n.inputs
 
 
 def test_pipeline_runs_on_tiny_model(tiny_model_dir, chat_prompts, xquad_raw, xcsqa_raw, xnli_raw, inference_params, models):
@@ -52,6 +54,7 @@ def test_pipeline_runs_on_tiny_model(tiny_model_dir, chat_prompts, xquad_raw, xc
             "eval_prompts": MemoryDataset(),
             "mono.generations": MemoryDataset(),
             "mono.xnli_loglik": MemoryDataset(),
+            **{name: MemoryDataset(mix) for name, mix in mix_name_inputs(["mono"]).items()},
         }
     )
     SequentialRunner().run(pipe, catalog)
@@ -67,6 +70,14 @@ def test_pipeline_runs_on_tiny_model(tiny_model_dir, chat_prompts, xquad_raw, xc
     assert json.loads(xq["reference"].iloc[0]) == ["308"]
     assert json.loads(gens[gens["task"] == "xcsqa"]["sampling"].iloc[0])["max_new_tokens"] == 3
     assert gens[gens["task"] == "chat"]["reference"].map(json.loads).isna().all()
+    # the item fields travel from the prompt builder unchanged
+    assert xq["question"].tolist() == ["How many points? ", "How many points? ", "Wie viele Punkte?", "Wie viele Punkte?"]
+    xc = gens[gens["task"] == "xcsqa"].set_index("lang")
+    assert json.loads(xc.loc["de", "options"]) == ["Stadt", "Nest", "Meer", "Auto", "Laden"]
+    assert xc.loc["en", "question"] == "Where do eagles live?"
+    chat = gens[gens["task"] == "chat"]
+    assert chat["question"].tolist() == ["Name a colour.", "Say hi.", "Nenne eine Farbe."]
+    assert chat["options"].map(json.loads).isna().all() and xq["options"].map(json.loads).isna().all()
     xnli = catalog.load("mono.xnli_loglik")
     assert list(xnli.columns) == XNLI_LOGLIK_COLUMNS
     assert len(xnli) == 3 and (xnli["engine"] == "lm-eval").all()
@@ -146,3 +157,19 @@ def test_missing_language_is_an_error(chat_prompts, xquad_raw, xcsqa_raw, infere
 
 def test_generation_columns_match_contract():
     assert GENERATION_COLUMNS == CONTRACT
+
+
+def test_partition_without_item_fields_is_reused_with_them(
+    monkeypatch, tmp_path, chat_prompts, xquad_raw, xcsqa_raw, inference_params, models
+):
+    """The item fields belong to the prompt table: a partition written before they existed is still reused."""
+    monkeypatch.setattr(nodes, "make_engine", lambda kind, path, **kw: CountingEngine(path, batch_size=kw["batch_size"]))
+    prompts = build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
+    first = generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
+    (root,) = (tmp_path / "partitions" / "mono").iterdir()
+    old = root / "xcsqa" / "de__xx-xx__s0.parquet"
+    pd.read_parquet(old).drop(columns=["question", "options"]).to_parquet(old, index=False)
+    CountingEngine.calls = []
+    again = generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
+    assert CountingEngine.calls == []
+    pd.testing.assert_frame_equal(first, again)

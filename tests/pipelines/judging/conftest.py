@@ -43,6 +43,8 @@ CHAT = [
      "Der Himmel ist blau, weil die Luftmoleküle das kurzwellige blaue Licht stärker streuen als das rote.",
      '{"reasoning": "Irrelevant.", "score": 1}'),
 ]
+NULL = json.dumps(None)
+OPTIONS = json.dumps(["town", "michigan", "sea", "car", "shop"])
 REPLIES = {response: reply for _, _, _, response, reply in CHAT}
 assert len(REPLIES) == len(CHAT), "scripted replies are keyed by the response: keep responses distinct"
 
@@ -86,24 +88,29 @@ def llm_endpoints(judge_server, tmp_path):
 
 
 def make_generations(mix: str = "mono", seeds: tuple[int, ...] = (0,)) -> pd.DataFrame:
-    """Chat, XQuAD and X-CSQA rows in the ``generations`` contract."""
+    """Chat, XQuAD and X-CSQA rows in the ``generations`` contract (``contracts.GENERATION_REQUIRED``)."""
     rows = []
     for seed in seeds:
         for item_id, lang, instruction, response, _ in CHAT:
             rows.append(dict(task="chat", lang=lang, prompt_setting="native", item_id=item_id,
-                             prompt=f"### Human: {instruction}### Assistant:", output=response, reference=None))
+                             prompt=f"### Human: {instruction}### Assistant:", output=response,
+                             question=instruction, options=NULL, reference=NULL))
         rows += [
             dict(task="xquad", lang="en", prompt_setting="en:en", item_id="q1",
                  prompt="### Human: Answer.\n\nPassage:\n\nThe defence allowed 308 points.\n\nQuestion:\n\n"
                         "How many points did the defence allow?\n\nNote: quote it.### Assistant: "
                         'Based on the passage, the answer to the question is "',
-                 output='How many points did the defence allow?\n308" points', reference=json.dumps(["308", "308 points"])),
+                 output='How many points did the defence allow?\n308" points',
+                 question="How many points did the defence allow? ", options=NULL,
+                 reference=json.dumps(["308", "308 points"])),
             dict(task="xquad", lang="zh", prompt_setting="en:zh", item_id="q2", prompt="### Human: ...### Assistant:",
-                 output="北京。”\n", reference=json.dumps(["北京大学"], ensure_ascii=False)),
+                 output="北京。”\n", question="这所大学在哪里？", options=NULL,
+                 reference=json.dumps(["北京大学"], ensure_ascii=False)),
             dict(task="xcsqa", lang="en", prompt_setting="en:en", item_id="x1", prompt="### Human: ...### Assistant: \"",
-                 output='C"', reference=json.dumps("C")),
+                 output='C"', question="Where do eagles live?", options=OPTIONS, reference=json.dumps("C")),
             dict(task="xcsqa", lang="en", prompt_setting="en:en", item_id="x2", prompt="### Human: ...### Assistant: \"",
-                 output="none of these", reference=json.dumps(["B", "michigan"])),
+                 output="none of these", question="Where is Ann Arbor?", options=OPTIONS,
+                 reference=json.dumps(["B", "michigan"])),
         ]
         for r in rows[-len(CHAT) - 4 :]:
             r.update(seed=seed)

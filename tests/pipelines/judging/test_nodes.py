@@ -1,4 +1,4 @@
-"""Judging nodes against a real local OpenAI-compatible server (scripted judge replies)."""
+"""Chat judging nodes against a real local OpenAI-compatible server (scripted judge replies)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ import math
 
 import pandas as pd
 import pytest
-from .conftest import CHAT, make_generations, make_xnli, submission as submission_of
+from .conftest import CHAT, make_generations, submission as submission_of
 
-from polyglot_kedro.pipelines.judging.nodes import (
-    SCORE_COLUMNS,
-    detect_chat_languages,
-    instruction_from_prompt,
-    judge_chat,
-    sample_items,
-    score_tasks,
-)
+from polyglot_kedro.contracts import SCORE_COLUMNS
+from polyglot_kedro.pipelines.judging.nodes import detect_chat_languages, judge_chat, sample_items, score_chat
 
 JUDGE = "openai:judge-model"
 ROW_FIELDS = ["item_id", "lang", "score", "valid", "invalid_reason", "raw_score", "prompt_lang",
@@ -36,9 +30,14 @@ def _expected(item_id, lang, score, valid, reason, raw, plang, rlang, match):
                 prompt_lang=plang, response_lang=rlang, lang_match=match, judge=JUDGE, judge_raw=reply)
 
 
-def test_instruction_from_prompt():
-    assert instruction_from_prompt("### Human: hi### Assistant: yo### Human: Wie geht's?### Assistant:") == "Wie geht's?"
-    assert instruction_from_prompt("plain text ") == "plain text"
+def test_instruction_is_the_carried_question_not_the_prompt(generations, judging_params):
+    gens = generations.copy()
+    gens.loc[gens["item_id"] == "c1", "prompt"] = "### Human: hi### Assistant: yo### Human: something else### Assistant:"
+    langs = detect_chat_languages(gens, judging_params).set_index("item_id")
+    assert langs.loc["c1", "instruction"] == CHAT[0][2]
+    gens.loc[gens["item_id"] == "c1", "question"] = None
+    with pytest.raises(ValueError, match=r"task=chat, lang=en, seed=0, item_id=c1\): field 'question'"):
+        detect_chat_languages(gens, judging_params)
 
 
 def test_sample_items_fixed_and_sorted():
@@ -160,42 +159,20 @@ def test_translated_mode_judges_english_text(generations, judging_params, llm_en
     assert any("[Submission]: EN: Der Himmel" in b["messages"][1]["content"] for b in judged)
 
 
-def test_score_tasks_tidy_rows(generations, judging_params, llm_endpoints, judge_server):
+def test_score_chat_tidy_rows(generations, judging_params, llm_endpoints, judge_server):
     langs = detect_chat_languages(generations, judging_params)
     judgments, _ = judge_chat(generations, langs, None, judging_params, llm_endpoints, mix_name="mono")
-    scores = score_tasks(generations, make_xnli(), langs, judgments, mix_name="mono")
+    scores = score_chat(generations.assign(engine="transformers"), langs, judgments)
     assert list(scores.columns) == SCORE_COLUMNS
     assert scores["score"].dtype == "float64" and scores["valid"].dtype == bool
-    # NaN only where invalid
-    assert not scores.loc[scores["valid"], "score"].isna().any()
-    counts = scores.groupby("metric").size().to_dict()
-    assert counts == {"helpfulness": 8, "io_lang_agreement": 8, "xquad_em": 2, "xquad_f1": 2, "xcsqa_acc": 2, "xnli_acc": 3}
+    assert not scores.loc[scores["valid"], "score"].isna().any()  # NaN only where invalid
+    assert scores.groupby("metric").size().to_dict() == {"helpfulness": 8, "io_lang_agreement": 8}
     io = scores[scores["metric"] == "io_lang_agreement"].set_index("item_id")["score"].to_dict()
     assert io == {"c1": 1.0, "c2": 1.0, "c3": 1.0, "c4": 1.0, "c5": 1.0, "c6": 1.0, "d1": 0.0, "d2": 1.0}
     invalid = scores[(scores["metric"] == "helpfulness") & ~scores["valid"]].groupby(["mix", "lang"]).size()
     assert invalid.to_dict() == {("mono", "en"): 2}
-
-    by = scores.set_index(["metric", "item_id"])
-    q1 = by.loc[("xquad_em", "q1")]  # repeated question stripped, cut at the closing quote
-    assert (q1.pred, q1.score, q1.em, q1.f1) == ("308", 1.0, 1.0, 1.0)
-    q2 = by.loc[("xquad_f1", "q2")]  # Chinese: character tokens, 2 of 4 gold characters
-    assert q2.pred == "北京。" and q2.em == 0.0 and q2.score == pytest.approx(2 * 1.0 * 0.5 / 1.5)
-    assert by.loc[("xcsqa_acc", "x1")][["score", "pred", "gold"]].tolist() == [1.0, "C", "C"]
-    x2 = by.loc[("xcsqa_acc", "x2")]
-    assert (x2.score, x2.valid, x2.invalid_reason) == (0.0, True, "no answer letter A-E (counted as wrong)")
-    assert pd.isna(x2.pred) and x2.gold == "B"
-    xnli = scores[scores["metric"] == "xnli_acc"].set_index("item_id")
-    assert xnli["score"].iloc[:2].tolist() == [1.0, 0.0] and not xnli.loc["n3", "valid"]
-    assert xnli.loc["n3", "invalid_reason"] == "no prediction" and (xnli["mix"] == "mono").all()
     assert set(scores.loc[scores["metric"] == "helpfulness", "judge"]) == {JUDGE}
-
-
-def test_score_tasks_rejects_bad_reference(generations):
-    bad = generations.copy()
-    bad.loc[bad["item_id"] == "q1", "reference"] = "not json ["
-    empty = pd.DataFrame()
-    with pytest.raises(ValueError, match=r"task=xquad, lang=en, seed=0, item_id=q1\): field 'reference' is not JSON"):
-        score_tasks(bad, empty, detect_chat_languages(bad.iloc[:0], {}), pd.DataFrame(columns=SCORE_COLUMNS))
+    assert set(scores["engine"]) == {"transformers"}
 
 
 def test_missing_column_fails_with_name(generations, judging_params):

@@ -11,8 +11,9 @@ from kedro_datasets.pandas import ParquetDataset
 from llm_server import make_tiny_causal_lm
 
 from polyglot_kedro.config import MixSpec
+from polyglot_kedro.contracts import SCORE_COLUMNS
+from polyglot_kedro.pipelines import mix_name_inputs
 from polyglot_kedro.pipelines.judging import create_pipeline
-from polyglot_kedro.pipelines.judging.nodes import SCORE_COLUMNS
 
 MIXES = {"mono": MixSpec(kind="mono"), "multi2": MixSpec(kind="multi", n_languages=2)}
 
@@ -22,6 +23,7 @@ def _catalog(judging: dict, endpoints: dict, base_model: str | None, tmp_path) -
         "base_model": MemoryDataset(base_model),
         "params:judging": MemoryDataset(judging),
         "params:llm_endpoints": MemoryDataset(endpoints),
+        **{name: MemoryDataset(mix) for name, mix in mix_name_inputs(MIXES).items()},
     }
     for mix in MIXES:
         data[f"params:mixes.{mix}"] = MemoryDataset(MIXES[mix].model_dump())
@@ -37,9 +39,12 @@ def _catalog(judging: dict, endpoints: dict, base_model: str | None, tmp_path) -
 def test_pipeline_shape():
     pipe = create_pipeline(mixes=MIXES)
     assert {n.name for n in pipe.nodes} == {
-        f"{m}.{n}" for m in MIXES for n in ("detect_chat_languages", "judge_chat", "score_tasks")
+        f"{m}.{n}" for m in MIXES
+        for n in ("detect_chat_languages", "judge_chat", "score_chat", "score_tasks", "collect_scores")
     }
     assert "base_model" in pipe.inputs() and "mono.generations" in pipe.inputs()
+    # the mix reaches its nodes as a visible parameter input, one per namespace
+    assert {"params:mono.mix_name", "params:multi2.mix_name"} <= pipe.inputs()
     assert {"mono.scores", "multi2.scores", "mono.judging_usage"} <= pipe.outputs()
     assert len(create_pipeline(mixes=None).nodes) == 0
 

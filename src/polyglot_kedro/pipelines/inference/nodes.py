@@ -19,21 +19,14 @@ import pandas as pd
 from pydantic import Field
 
 from polyglot_kedro.config import StrictModel, resolve_model
+from polyglot_kedro.contracts import EVAL_PROMPT_COLUMNS, GENERATION_COLUMNS, ITEM_FIELDS, XNLI_LOGLIK_COLUMNS
 from polyglot_kedro.engines import Engine, SamplingSpec, make_engine
 from polyglot_kedro.modeling import model_fingerprint
-from polyglot_kedro.tasks import PROMPT_COLUMNS, build_chat_prompts, build_xcsqa_prompts, build_xquad_prompts
-from polyglot_kedro.tasks.templates import template_version
+from polyglot_kedro.tasks import build_chat_prompts, build_xcsqa_prompts, build_xquad_prompts, template_version
 from polyglot_kedro.tasks.xnli import run_xnli_loglik
 
 log = logging.getLogger(__name__)
 
-GENERATION_COLUMNS = [
-    "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "prompt", "output",
-    "finish_reason", "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "reference",
-]  # fmt: skip
-XNLI_LOGLIK_COLUMNS = [
-    "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "pred", "gold", "correct", "engine",
-]  # fmt: skip
 GENERATION_TASKS = ("chat", "xquad", "xcsqa")
 
 
@@ -92,8 +85,8 @@ def build_eval_prompts(
         inference: ``params:inference``.
 
     Returns:
-        ``task, lang, prompt_setting, item_id, prompt, reference, template``
-        (``template``: ``<task>@v<version>`` of the template file).
+        ``contracts.EVAL_PROMPT_COLUMNS`` (``template``: ``<task>@v<version>``
+        of the template file).
     """
     p = InferenceParams.model_validate(inference)
     builders = {
@@ -108,7 +101,7 @@ def build_eval_prompts(
             df = builders[task](run)
             frames.append(df.assign(template=template_version(task)))
             log.info("prompts: %s %d rows (%s)", task, len(df), template_version(task))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*PROMPT_COLUMNS, "template"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVAL_PROMPT_COLUMNS)
 
 
 def _partition_path(root: Path, task: str, lang: str, setting: str, seed: int) -> Path:
@@ -123,7 +116,12 @@ def _write_atomic(df: pd.DataFrame, path: Path) -> None:
 
 
 def _reusable(path: Path, expected: dict, items: pd.DataFrame) -> pd.DataFrame | None:
-    """The finished partition at ``path`` if it was made with the same settings and prompts."""
+    """The finished partition at ``path`` if it was made with the same settings and prompts.
+
+    The item fields (question, options, reference) come from ``items``, the
+    current prompt table: they are not outputs of the generation, and a
+    partition written before a field existed stays reusable.
+    """
     if not path.exists():
         return None
     try:
@@ -139,7 +137,8 @@ def _reusable(path: Path, expected: dict, items: pd.DataFrame) -> pd.DataFrame |
     )
     if not same:
         log.info("partition %s was made with other settings or prompts; regenerating", path)
-    return done[GENERATION_COLUMNS] if same else None
+        return None
+    return done.assign(**{c: items[c].to_numpy() for c in ITEM_FIELDS})[GENERATION_COLUMNS]
 
 
 def generate_outputs(
@@ -148,8 +147,7 @@ def generate_outputs(
     inference: dict,
     model: str,
     models: dict,
-    *,
-    mix_name: str | None = None,
+    mix_name: str,
 ) -> pd.DataFrame:
     """Generate every task's outputs for one mix, per (task, lang, setting, seed) partition.
 
@@ -161,14 +159,15 @@ def generate_outputs(
         model: ``params:model`` (registry name, written into each row).
         models: ``params:models`` (the registry: dtype, tensor parallel size,
             max_model_len).
-        mix_name: bound per namespace by ``per_mix``.
+        mix_name: ``params:mix_name``, the namespace's mix.
 
     Returns:
-        The ``generations`` rows of docs/ARCHITECTURE.md.
+        ``contracts.GENERATION_COLUMNS`` rows (docs/ARCHITECTURE.md); the item
+        fields are copied from ``eval_prompts``.
     """
     p = InferenceParams.model_validate(inference)
     spec = resolve_model(models, model)
-    mix = mix_name or "default"
+    mix = mix_name
     # Partitions are keyed by the weights' content: a retrained mix (same
     # name, new weights) regenerates instead of reusing stale outputs.
     root = Path(p.work_dir) / mix / model_fingerprint(merged_model)
@@ -237,7 +236,8 @@ def _run_pending(engine, pending, sampling: SamplingSpec, seed, model, mix, task
                         "seed": int(seed), "item_id": it.item_id, "prompt": it.prompt, "output": g.text,
                         "finish_reason": g.finish_reason, "engine": engine.name, "batch_size": int(batch_size),
                         "sampling": sampling.to_json(), "n_output_tokens": int(g.n_output_tokens),
-                        "gen_seconds": float(g.seconds), "reference": it.reference,
+                        "gen_seconds": float(g.seconds),
+                        **{c: getattr(it, c) for c in ITEM_FIELDS},
                     }
                 )  # fmt: skip
             df = pd.DataFrame(rows, columns=GENERATION_COLUMNS)
@@ -247,7 +247,7 @@ def _run_pending(engine, pending, sampling: SamplingSpec, seed, model, mix, task
 
 
 def score_xnli_loglik(
-    merged_model: str, xnli_raw: pd.DataFrame, inference: dict, model: str, models: dict, *, mix_name: str | None = None
+    merged_model: str, xnli_raw: pd.DataFrame, inference: dict, model: str, models: dict, mix_name: str
 ) -> pd.DataFrame:
     """XNLI accuracy items by lm-eval log-likelihood multiple choice, per language partition.
 
@@ -257,7 +257,7 @@ def score_xnli_loglik(
         inference: ``params:inference``.
         model: ``params:model``.
         models: ``params:models``.
-        mix_name: bound per namespace.
+        mix_name: ``params:mix_name``, the namespace's mix.
 
     Returns:
         ``model, mix, task='xnli', lang, prompt_setting='xx:xx', seed=0
@@ -265,7 +265,7 @@ def score_xnli_loglik(
     """
     p = InferenceParams.model_validate(inference)
     spec = resolve_model(models, model)
-    mix = mix_name or "default"
+    mix = mix_name
     if not p.xnli.enabled:
         return pd.DataFrame(columns=XNLI_LOGLIK_COLUMNS)
     root = Path(p.work_dir) / mix / model_fingerprint(merged_model) / "xnli"

@@ -15,7 +15,7 @@ from polyglot_kedro.grid import load_mixes
 from polyglot_kedro.pipelines import per_mix
 from polyglot_kedro.pipelines.inference.nodes import build_eval_prompts, generate_outputs, score_xnli_loglik
 
-_MODEL_PARAMS = ["params:inference", "params:model", "params:models"]
+_PARAMS = ["params:inference", "params:model", "params:models", "params:mix_name"]
 
 
 def create_pipeline(mixes: dict[str, MixSpec] | None = None, **kwargs: Any) -> Pipeline:
@@ -41,8 +41,8 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, **kwargs: Any) -> P
     )
     base = Pipeline(
         [
-            node(generate_outputs, ["merged_model", "eval_prompts", *_MODEL_PARAMS], "generations", name="generate_outputs"),
-            node(score_xnli_loglik, ["merged_model", "xnli_raw", *_MODEL_PARAMS], "xnli_loglik", name="score_xnli_loglik"),
+            node(generate_outputs, ["merged_model", "eval_prompts", *_PARAMS], "generations", name="generate_outputs"),
+            node(score_xnli_loglik, ["merged_model", "xnli_raw", *_PARAMS], "xnli_loglik", name="score_xnli_loglik"),
         ]
     )
     trained = [m for m, s in mixes.items() if s.kind != "untuned"]

@@ -1,13 +1,16 @@
-"""Judging: chat helpfulness by an LLM judge, IO language agreement, task scores.
+"""Chat judging: helpfulness by an LLM judge and IO language agreement.
 
-Everything ends in one tidy table per mix, ``{mix}.scores`` (docs/ARCHITECTURE.md):
-one row per (task, lang, prompt_setting, seed, item, metric). An item that
-could not be scored stays as a row with ``valid = False``, ``score = NaN``
-and the reason; nothing is dropped.
+The chat rows of ``{mix}.scores`` (docs/ARCHITECTURE.md) come from here; the
+deterministic task scores (XQuAD, X-CSQA, XNLI) from ``task_scoring``, and
+``scores.collect_scores`` joins both. One row per (task, lang,
+prompt_setting, seed, item, metric). An item that could not be scored stays
+as a row with ``valid = False``, ``score = NaN`` and the reason; nothing is
+dropped.
 
 Chat rules (the paper):
 
-* the judge sees the user's instruction and the response, the paper's
+* the judge sees the user's instruction (the ``question`` column the prompt
+  builder carried, stripped) and the response, the paper's
   Figure 16 prompt (``polyglot_kedro.judge``), temperature 0, seed 42, JSON
   mode; a fixed random sample of ``n_items`` prompts per language (pandas
   ``sample(random_state=sample_seed)`` over the sorted item ids, as the
@@ -37,43 +40,28 @@ Chat rules (the paper):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 from typing import Any, Literal
 
 import pandas as pd
 from pydantic import Field
 
 from polyglot_kedro.config import StrictModel
+from polyglot_kedro.contracts import (
+    CHAT_LANGUAGE_COLUMNS,
+    GENERATION_REQUIRED,
+    ITEM_KEYS,
+    JUDGMENT_COLUMNS,
+    SCORE_COLUMNS,
+    require_columns,
+)
 from polyglot_kedro.judge import parse_verdict, render_judge_messages, render_translation_messages
 from polyglot_kedro.lid import LanguageIdentifier
-from polyglot_kedro.prompting import ASSISTANT, HUMAN
-from polyglot_kedro.scoring import extract_xcsqa_letter, score_xquad, xnli_correct
+
+from .scores import fill_engines, row_label, tidy_frame
 
 logger = logging.getLogger(__name__)
-
-KEYS = ["model", "mix", "task", "lang", "prompt_setting", "seed", "item_id"]
-GENERATION_COLUMNS = [*KEYS, "prompt", "output", "reference"]
-XNLI_COLUMNS = ["lang", "item_id", "seed", "pred", "gold"]
-
-LANGUAGE_COLUMNS = [*KEYS, "instruction", "prompt_lang", "response_lang", "lang_match"]
-JUDGMENT_COLUMNS = [
-    *KEYS, "instruction", "response", "judge_mode", "judged_instruction", "judged_response",
-    "prompt_lang", "response_lang", "lang_match", "judge", "judge_raw", "judge_parse", "reasoning",
-    "raw_score", "score", "valid", "invalid_reason", "cached", "attempts",
-]
-SCORE_COLUMNS = [
-    *KEYS, "metric", "score", "valid", "invalid_reason",
-    "raw_score", "prompt_lang", "response_lang", "lang_match", "judge", "judge_mode", "judge_raw",
-    "em", "f1", "pred", "gold", "engine",
-]
-_FLOAT = ["score", "raw_score", "em", "f1"]
-_TEXT = ["model", "mix", "task", "lang", "prompt_setting", "item_id", "metric", "invalid_reason", "prompt_lang",
-         "response_lang", "judge", "judge_mode", "judge_raw", "pred", "gold", "instruction", "response",
-         "judged_instruction", "judged_response", "judge_parse", "reasoning", "engine"]
-
 
 class JudgeRequestParams(StrictModel):
     """Sampling settings forced on the judge endpoint (the paper's)."""
@@ -114,67 +102,6 @@ class JudgingParams(StrictModel):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name}: missing columns {missing} (docs/ARCHITECTURE.md); has {list(df.columns)}")
-
-
-def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=columns)
-    for col in _FLOAT:
-        if col in df.columns:
-            df[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
-    for col in _TEXT:
-        if col in df.columns:
-            # one dtype whether or not a mix has rows of that task (missing stays NaN)
-            df[col] = df[col].astype("str")
-    if "valid" in df.columns:
-        df["valid"] = df["valid"].astype(bool)
-    if "lang_match" in df.columns:
-        df["lang_match"] = df["lang_match"].astype("boolean")
-    if "seed" in df.columns:
-        df["seed"] = df["seed"].astype("int64")
-    return df
-
-
-def instruction_from_prompt(prompt: str) -> str:
-    """The last user turn of a Guanaco prompt (``### Human: ...### Assistant:``).
-
-    A text without the Human marker is returned stripped, as is.
-    """
-    text = str(prompt)
-    start = text.rfind(HUMAN)
-    if start == -1:
-        return text.strip()
-    body = text[start + len(HUMAN) :]
-    end = body.find(ASSISTANT)
-    return (body if end == -1 else body[:end]).strip()
-
-
-def _question_from_prompt(prompt: str) -> str | None:
-    """The XQuAD question inside the paper's prompt: the paragraph after the
-    last short label paragraph (``Question:``, ``Frage:`` ...)."""
-    paras = [p.strip() for p in instruction_from_prompt(prompt).split("\n\n") if p.strip()]
-    for i in range(len(paras) - 2, -1, -1):
-        if paras[i].endswith(":") and len(paras[i]) <= 30:
-            return paras[i + 1]
-    return None
-
-
-def _reference(value: Any, where: str) -> Any:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        raise ValueError(f"{where}: field 'reference' is empty")
-    try:
-        return json.loads(value) if isinstance(value, str) else value
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{where}: field 'reference' is not JSON ({exc}): {value!r}") from exc
-
-
-def _where(row: dict, name: str = "generations") -> str:
-    return f"{name} row (task={row.get('task')}, lang={row.get('lang')}, seed={row.get('seed')}, item_id={row.get('item_id')})"
 
 
 def _endpoint(llm_endpoints: dict, name: str, overrides: dict | None = None) -> dict:
@@ -221,10 +148,10 @@ def detect_chat_languages(generations: pd.DataFrame, judging: dict) -> pd.DataFr
         seed, item_id, instruction, prompt_lang, response_lang, lang_match``.
     """
     params = JudgingParams.model_validate(judging or {})
-    _require(generations, GENERATION_COLUMNS, "generations")
+    require_columns(generations, GENERATION_REQUIRED, "generations")
     chat = generations[generations["task"] == "chat"]
     if chat.empty:
-        return _frame([], LANGUAGE_COLUMNS)
+        return tidy_frame([], CHAT_LANGUAGE_COLUMNS)
     lid = LanguageIdentifier(params.lid_model_path)
     cache: dict[str, str] = {}
 
@@ -237,15 +164,17 @@ def detect_chat_languages(generations: pd.DataFrame, judging: dict) -> pd.DataFr
 
     rows = []
     for row in chat.to_dict("records"):
-        instruction = instruction_from_prompt(row["prompt"])
+        if not isinstance(row["question"], str):
+            raise ValueError(f"{row_label(row)}: field 'question' (the instruction) is not a text: {row['question']!r}")
+        instruction = row["question"].strip()
         response = "" if row["output"] is None else str(row["output"])
         prompt_lang = row["lang"] if params.chat.prompt_lang_source == "label" else lang_of(instruction)
         response_lang = lang_of(response)
         rows.append(
-            {**{k: row[k] for k in KEYS}, "instruction": instruction, "prompt_lang": prompt_lang,
+            {**{k: row[k] for k in ITEM_KEYS}, "instruction": instruction, "prompt_lang": prompt_lang,
              "response_lang": response_lang, "lang_match": bool(response_lang) and response_lang == prompt_lang}
         )
-    return _frame(rows, LANGUAGE_COLUMNS)
+    return tidy_frame(rows, CHAT_LANGUAGE_COLUMNS)
 
 
 def judge_chat(
@@ -254,8 +183,7 @@ def judge_chat(
     base_model: str | None,
     judging: dict,
     llm_endpoints: dict,
-    *,
-    mix_name: str | None = None,
+    mix_name: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Judge the helpfulness of the sampled chat responses.
 
@@ -265,7 +193,7 @@ def judge_chat(
         base_model: model folder for the in-process backend (``base_model``).
         judging: ``params:judging``.
         llm_endpoints: ``params:llm_endpoints`` (``judge``, ``translator``).
-        mix_name: bound by ``per_mix``.
+        mix_name: ``params:mix_name``, the namespace's mix.
 
     Returns:
         ``chat_judgments`` (``JUDGMENT_COLUMNS``; one row per judged
@@ -276,11 +204,11 @@ def judge_chat(
 
     params = JudgingParams.model_validate(judging or {})
     cp = params.chat
-    _require(generations, GENERATION_COLUMNS, "generations")
-    _require(chat_languages, LANGUAGE_COLUMNS, "chat_languages")
+    require_columns(generations, GENERATION_REQUIRED, "generations")
+    require_columns(chat_languages, CHAT_LANGUAGE_COLUMNS, "chat_languages")
     chat = generations[generations["task"] == "chat"]
     if not cp.enabled or chat.empty:
-        return _frame([], JUDGMENT_COLUMNS), pd.DataFrame({"mix": pd.Series(dtype=object)})
+        return tidy_frame([], JUDGMENT_COLUMNS), pd.DataFrame({"mix": pd.Series(dtype=object)})
 
     chosen = {lang: set(sample_items(g["item_id"], cp.n_items, cp.sample_seed)) for lang, g in chat.groupby("lang")}
     chat = chat[[str(i) in chosen[lang] for lang, i in zip(chat["lang"], chat["item_id"])]]
@@ -290,7 +218,7 @@ def judge_chat(
         if missing:
             raise ValueError(
                 f"judging.chat.seeds: no chat generations with seed(s) {missing} in "
-                f"{mix_name or ''}.generations (seeds there: {sorted(set(seeds))})"
+                f"{mix_name}.generations (seeds there: {sorted(set(seeds))})"
             )
         chat = chat[seeds.isin(cp.seeds)]
     langs = chat_languages.set_index(["lang", "seed", "item_id"])
@@ -298,10 +226,10 @@ def judge_chat(
     for row in chat.to_dict("records"):
         key = (row["lang"], row["seed"], row["item_id"])
         if key not in langs.index:
-            raise ValueError(f"{_where(row)}: no language row in chat_languages")
+            raise ValueError(f"{row_label(row)}: no language row in chat_languages")
         lrow = langs.loc[key]
         response = "" if row["output"] is None else str(row["output"])
-        items.append({**{k: row[k] for k in KEYS}, "instruction": lrow["instruction"], "response": response,
+        items.append({**{k: row[k] for k in ITEM_KEYS}, "instruction": lrow["instruction"], "response": response,
                       "prompt_lang": lrow["prompt_lang"], "response_lang": lrow["response_lang"],
                       "lang_match": bool(lrow["lang_match"])})
 
@@ -321,7 +249,7 @@ def judge_chat(
                         for t in (it["instruction"], it["response"]) if t.strip()})  # fmt: skip
         results = tr_client.run(
             [ChatRequest(key=f"translate/{i}", messages=render_translation_messages(t)) for i, t in enumerate(texts)],
-            desc=f"{mix_name or ''} translate for judging",
+            desc=f"{mix_name} translate for judging",
         )
         english = {t: r for t, r in zip(texts, results)}
         for n, item in enumerate(items):
@@ -341,12 +269,12 @@ def judge_chat(
     to_judge = [n for n in range(len(items)) if n not in translation_error and n not in skipped]
     requests = [
         ChatRequest(
-            key=f"{mix_name or items[n]['mix']}/{items[n]['lang']}/{items[n]['seed']}/{items[n]['item_id']}",
+            key=f"{mix_name}/{items[n]['lang']}/{items[n]['seed']}/{items[n]['item_id']}",
             messages=render_judge_messages(items[n]["judged_instruction"], items[n]["judged_response"]),
         )
         for n in to_judge
     ]
-    results = dict(zip(to_judge, judge_client.run(requests, desc=f"{mix_name or ''} judge")))
+    results = dict(zip(to_judge, judge_client.run(requests, desc=f"{mix_name} judge")))
     usage.append(judge_client.usage())
 
     rows = []
@@ -369,7 +297,7 @@ def judge_chat(
                 out["raw_score"] = float(verdict.raw_score)
                 out["score"] = float(verdict.raw_score) if item["lang_match"] else 1.0
         rows.append(out)
-    judgments = _frame(rows, JUDGMENT_COLUMNS)
+    judgments = tidy_frame(rows, JUDGMENT_COLUMNS)
     n_invalid = int((~judgments["valid"]).sum())
     logger.info(
         "%s: %d chat responses, %d judged by %s, %d scored 1 unjudged (language mismatch), %d invalid",
@@ -377,101 +305,29 @@ def judge_chat(
     )  # fmt: skip
     ledger = pd.concat([u for u in usage if u is not None and not u.empty], ignore_index=True) if any(
         u is not None and not u.empty for u in usage) else pd.DataFrame()
-    ledger["mix"] = mix_name or (items[0]["mix"] if items else None)
+    ledger["mix"] = mix_name
     return judgments, ledger
 
 
-def score_tasks(
-    generations: pd.DataFrame,
-    xnli_loglik: pd.DataFrame,
-    chat_languages: pd.DataFrame,
-    chat_judgments: pd.DataFrame,
-    *,
-    mix_name: str | None = None,
-) -> pd.DataFrame:
-    """The tidy score table of one mix (docs/ARCHITECTURE.md, ``scores``).
+def score_chat(generations: pd.DataFrame, chat_languages: pd.DataFrame, chat_judgments: pd.DataFrame) -> pd.DataFrame:
+    """The chat rows of the score table: IO language agreement and helpfulness.
 
     Args:
-        generations: ``{mix}.generations`` (XQuAD and X-CSQA rows scored here).
-        xnli_loglik: ``{mix}.xnli_loglik`` (``lang, item_id, seed, pred, gold``).
-        chat_languages: ``detect_chat_languages`` output (io_lang_agreement).
-        chat_judgments: ``judge_chat`` output (helpfulness).
-        mix_name: bound by ``per_mix``; fills ``mix`` where an input lacks it.
+        generations: ``{mix}.generations`` (the engine of each scored output).
+        chat_languages: ``detect_chat_languages`` output (``io_lang_agreement``,
+            paper Figure 1: 1/0 for every chat generation).
+        chat_judgments: ``judge_chat`` output (``helpfulness``).
 
     Returns:
-        ``SCORE_COLUMNS`` rows, metrics ``helpfulness``, ``io_lang_agreement``,
-        ``xquad_em``, ``xquad_f1``, ``xcsqa_acc``, ``xnli_acc``.
-
-    Raises:
-        ValueError: a missing column, an unknown task, or an unreadable
-            ``reference`` (the message names the row).
+        ``contracts.SCORE_COLUMNS`` rows, metrics ``io_lang_agreement`` and ``helpfulness``.
     """
-    _require(generations, GENERATION_COLUMNS, "generations")
-    unknown = sorted(set(generations["task"]) - {"chat", "xquad", "xcsqa"})
-    if unknown:
-        raise ValueError(f"generations: unknown task(s) {unknown}; expected chat, xquad, xcsqa")
     rows: list[dict] = []
-
     for r in chat_languages.to_dict("records"):
-        rows.append({**{k: r[k] for k in KEYS}, "metric": "io_lang_agreement", "score": float(bool(r["lang_match"])),
+        rows.append({**{k: r[k] for k in ITEM_KEYS}, "metric": "io_lang_agreement", "score": float(bool(r["lang_match"])),
                      "valid": True, "invalid_reason": None, "prompt_lang": r["prompt_lang"],
-                     "response_lang": r["response_lang"], "lang_match": bool(r["lang_match"])})
-
+                     "response_lang": r["response_lang"], "lang_match": bool(r["lang_match"])})  # fmt: skip
     for r in chat_judgments.to_dict("records"):
-        rows.append({**{k: r[k] for k in KEYS}, "metric": "helpfulness",
+        rows.append({**{k: r[k] for k in ITEM_KEYS}, "metric": "helpfulness",
                      **{k: r[k] for k in ("score", "valid", "invalid_reason", "raw_score", "prompt_lang",
-                                          "response_lang", "lang_match", "judge", "judge_mode", "judge_raw")}})
-
-    for r in generations[generations["task"] == "xquad"].to_dict("records"):
-        golds = _reference(r["reference"], _where(r))
-        golds = [golds] if isinstance(golds, str) else [str(g) for g in golds]
-        if not golds:
-            raise ValueError(f"{_where(r)}: field 'reference' has no gold answer")
-        question = r.get("question") if isinstance(r.get("question"), str) else _question_from_prompt(r["prompt"])
-        s = score_xquad("" if r["output"] is None else r["output"], golds, question)
-        base = {**{k: r[k] for k in KEYS}, "valid": True, "invalid_reason": None, "em": s["em"], "f1": s["f1"],
-                "pred": s["pred"], "gold": json.dumps(golds, ensure_ascii=False)}
-        rows.append({**base, "metric": "xquad_em", "score": s["em"]})
-        rows.append({**base, "metric": "xquad_f1", "score": s["f1"]})
-
-    for r in generations[generations["task"] == "xcsqa"].to_dict("records"):
-        gold = _reference(r["reference"], _where(r))
-        gold = gold[0] if isinstance(gold, list) and gold else gold
-        if not isinstance(gold, str) or not re.fullmatch(r"[A-E]", gold.strip().upper()):
-            raise ValueError(f"{_where(r)}: field 'reference' is not a letter A-E: {r['reference']!r}")
-        letter = extract_xcsqa_letter(r["output"])
-        rows.append({**{k: r[k] for k in KEYS}, "metric": "xcsqa_acc",
-                     "score": float(letter == gold.strip().upper()), "valid": True,
-                     "invalid_reason": None if letter else "no answer letter A-E (counted as wrong)",
-                     "pred": letter, "gold": gold.strip().upper()})
-
-    if xnli_loglik is not None and len(xnli_loglik.columns):
-        _require(xnli_loglik, XNLI_COLUMNS, "xnli_loglik")
-        model = generations["model"].iloc[0] if len(generations) else None
-        for r in xnli_loglik.to_dict("records"):
-            pred_missing = r["pred"] is None or (isinstance(r["pred"], float) and math.isnan(r["pred"]))
-            try:
-                score = math.nan if pred_missing else xnli_correct(r["pred"], r["gold"])
-            except ValueError as exc:
-                raise ValueError(f"{_where({**r, 'task': 'xnli'}, 'xnli_loglik')}: {exc}") from exc
-            rows.append({"model": r.get("model", model), "mix": r.get("mix", mix_name), "task": "xnli",
-                         "lang": r["lang"], "prompt_setting": r.get("prompt_setting", f"{r['lang']}:{r['lang']}"),
-                         "seed": r["seed"], "item_id": str(r["item_id"]), "metric": "xnli_acc", "score": score,
-                         "valid": not pred_missing, "invalid_reason": "no prediction" if pred_missing else None,
-                         "pred": None if pred_missing else str(r["pred"]), "gold": str(r["gold"]),
-                         "engine": r.get("engine", "lm-eval")})
-
-    # Which engine produced each scored output (generation rows carry it;
-    # XNLI rows are lm-eval log-likelihoods), so the report can state it.
-    engines = (
-        {tuple(str(v) for v in k[:-1]): k[-1] for k in generations[[*KEYS, "engine"]].itertuples(index=False)}
-        if "engine" in generations.columns
-        else {}
-    )
-    for row in rows:
-        if row.get("engine") is None:
-            row["engine"] = engines.get(tuple(str(row[k]) for k in KEYS))
-    scores = _frame(rows, SCORE_COLUMNS)
-    if mix_name is not None:
-        scores["mix"] = scores["mix"].fillna(mix_name)
-    return scores
+                                          "response_lang", "lang_match", "judge", "judge_mode", "judge_raw")}})  # fmt: skip
+    return tidy_frame(fill_engines(rows, generations), SCORE_COLUMNS)

@@ -1,4 +1,9 @@
-"""Judging wiring: one namespace per mix (see ``nodes`` for the rules)."""
+"""Judging wiring: one namespace per mix.
+
+Chat judging (``nodes``) and deterministic task scoring (``task_scoring``)
+run side by side; ``scores.collect_scores`` joins their rows into
+``<mix>.scores``. ``params:mix_name`` is each namespace's mix (``per_mix``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ from kedro.pipeline import Pipeline, node, pipeline
 from polyglot_kedro.config import MixSpec
 from polyglot_kedro.pipelines import per_mix
 
-from .nodes import detect_chat_languages, judge_chat, score_tasks
+from .nodes import detect_chat_languages, judge_chat, score_chat
+from .scores import collect_scores
+from .task_scoring import score_tasks
 
 
 def create_base_pipeline() -> Pipeline:
@@ -17,16 +24,13 @@ def create_base_pipeline() -> Pipeline:
             node(detect_chat_languages, ["generations", "params:judging"], "chat_languages", name="detect_chat_languages"),
             node(
                 judge_chat,
-                ["generations", "chat_languages", "base_model", "params:judging", "params:llm_endpoints"],
+                ["generations", "chat_languages", "base_model", "params:judging", "params:llm_endpoints", "params:mix_name"],
                 ["chat_judgments", "judging_usage"],
                 name="judge_chat",
             ),
-            node(
-                score_tasks,
-                ["generations", "xnli_loglik", "chat_languages", "chat_judgments"],
-                "scores",
-                name="score_tasks",
-            ),
+            node(score_chat, ["generations", "chat_languages", "chat_judgments"], "chat_scores", name="score_chat"),
+            node(score_tasks, ["generations", "xnli_loglik", "params:mix_name"], "task_scores", name="score_tasks"),
+            node(collect_scores, ["chat_scores", "task_scores", "params:mix_name"], "scores", name="collect_scores"),
         ]
     )
 
