@@ -50,9 +50,13 @@ def main() -> None:
 
     import pandas as pd
 
+    from polyglot_kedro.pipelines.data_mixing.mixes import build_mixes
+    from polyglot_kedro.pipelines.data_mixing.mt_mixes import select_mt_sources
     from polyglot_kedro.pipelines.data_mixing.nodes import (
-        ShortSupplyError, build_mixes, identify_languages, parse_guanaco_rows, select_mt_sources,
-    )  # fmt: skip
+        identify_languages,
+        parse_guanaco_rows,
+    )
+    from polyglot_kedro.pipelines.data_mixing.params import ShortSupplyError
 
     dm, mixes = paper_params()
     texts = [json.loads(line)["text"] for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -15,7 +15,12 @@ from kedro.config import OmegaConfigLoader
 
 from polyglot_kedro.config import mix_specs, resolve_model
 from polyglot_kedro.grid import load_mixes
-from polyglot_kedro.pipelines.data_mixing.nodes import DataMixingParams, build_mixes, identify_languages, parse_guanaco_rows
+from polyglot_kedro.pipelines.data_mixing.mixes import build_mixes
+from polyglot_kedro.pipelines.data_mixing.nodes import (
+    identify_languages,
+    parse_guanaco_rows,
+)
+from polyglot_kedro.pipelines.data_mixing.params import DataMixingParams
 from polyglot_kedro.pipelines.finetuning.nodes import FinetuningParams
 from polyglot_kedro.pipelines.inference.nodes import InferenceParams
 from polyglot_kedro.pipelines.judging.nodes import JudgingParams

@@ -65,7 +65,7 @@ def test_pending_and_divergent_entries_say_why(entries):
 
 
 def test_paper_params_validate(configs):
-    from polyglot_kedro.pipelines.data_mixing.nodes import DataMixingParams
+    from polyglot_kedro.pipelines.data_mixing.params import DataMixingParams
     from polyglot_kedro.pipelines.finetuning.nodes import FinetuningParams
 
     params = configs["paper"]["parameters"]

@@ -6,10 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from .conftest import make_lid, make_params
 
 from polyglot_kedro.config import MixSpec, mix_specs
-from polyglot_kedro.pipelines.data_mixing import nodes
+from polyglot_kedro.pipelines.data_mixing import nodes as data_mixing_nodes
+from polyglot_kedro.pipelines.data_mixing.mixes import build_mixes, read_id_list
+from polyglot_kedro.pipelines.data_mixing.nodes import (
+    identify_languages,
+    parse_guanaco_rows,
+)
+from polyglot_kedro.pipelines.data_mixing.params import ShortSupplyError
+
+from .conftest import make_lid, make_params
 
 ML1_IDS = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "guanaco" / "ml1_ids"
 
@@ -35,9 +42,9 @@ def test_mono_from_id_list_picks_exactly_the_listed_train_and_test_rows(tmp_path
     ids_file = tmp_path / "ml1_ids"
     ids_file.write_text("".join(f'"id":{i}\n' for i in listed))
     params = make_params(total_size=5, per_language=1)
-    parsed, rejected = nodes.parse_guanaco_rows(raw, params)
+    parsed, rejected = parse_guanaco_rows(raw, params)
     assert rejected.empty
-    out = nodes.build_mixes(_lid_for(parsed), params, {"mono": {"kind": "mono", "ids_file": str(ids_file)}})
+    out = build_mixes(_lid_for(parsed), params, {"mono": {"kind": "mono", "ids_file": str(ids_file)}})
     mono = out["mono"]
     assert sorted(mono["text"]) == sorted(raw["text"].iloc[listed])
     assert mono["id"].tolist() == sorted(f"g{i:05d}" for i in listed)
@@ -48,7 +55,7 @@ def test_mono_from_id_list_picks_exactly_the_listed_train_and_test_rows(tmp_path
 def test_id_list_accepts_bare_ids_and_blank_lines(tmp_path):
     ids_file = tmp_path / "ids.txt"
     ids_file.write_text('5\n\n"id": 2\n')
-    assert nodes.read_id_list(str(ids_file)) == [(1, 5), (3, 2)]
+    assert read_id_list(str(ids_file)) == [(1, 5), (3, 2)]
 
 
 @pytest.mark.parametrize(
@@ -65,7 +72,7 @@ def test_bad_id_list_names_file_and_line(tmp_path, content, message):
     ids_file = tmp_path / "ids"
     ids_file.write_text(content)
     with pytest.raises(ValueError, match=message) as err:
-        nodes.read_id_list(str(ids_file))
+        read_id_list(str(ids_file))
     assert str(ids_file) in str(err.value)
 
 
@@ -74,9 +81,9 @@ def test_id_beyond_the_data_is_named(tmp_path):
     ids_file = tmp_path / "ids"
     ids_file.write_text('"id":1\n"id":9\n')
     params = make_params(total_size=2, per_language=1)
-    parsed, _ = nodes.parse_guanaco_rows(raw, params)
+    parsed, _ = parse_guanaco_rows(raw, params)
     with pytest.raises(ValueError, match=r"'mono'.*line 2: id 9 is not a parsed row of guanaco_raw \(4 parsed rows"):
-        nodes.build_mixes(_lid_for(parsed), params, {"mono": {"kind": "mono", "ids_file": str(ids_file)}})
+        build_mixes(_lid_for(parsed), params, {"mono": {"kind": "mono", "ids_file": str(ids_file)}})
 
 
 def test_id_list_through_an_fsspec_url(tmp_path):
@@ -86,15 +93,15 @@ def test_id_list_through_an_fsspec_url(tmp_path):
         fh.write('"id":2\n"id":0\n')
     raw = _train_test_raw(n_train=3, n_test=1)
     params = make_params(total_size=2, per_language=1)
-    parsed, _ = nodes.parse_guanaco_rows(raw, params)
-    out = nodes.build_mixes(_lid_for(parsed), params, {"mono": {"kind": "mono", "ids_file": "memory://polyglot-test/ml1_ids"}})
+    parsed, _ = parse_guanaco_rows(raw, params)
+    out = build_mixes(_lid_for(parsed), params, {"mono": {"kind": "mono", "ids_file": "memory://polyglot-test/ml1_ids"}})
     assert out["mono"]["id"].tolist() == ["g00000", "g00002"]
 
 
 def test_released_ml1_ids_parse_to_3200_train_rows():
     if not ML1_IDS.is_file():
         pytest.skip(f"released id list not found at {ML1_IDS}")
-    ids = [row for _, row in nodes.read_id_list(str(ML1_IDS))]
+    ids = [row for _, row in read_id_list(str(ML1_IDS))]
     assert len(ids) == len(set(ids)) == 3200
     # All are train rows (Guanaco train has 9,846 rows; test ids start there).
     assert max(ids) < 9846 and min(ids) >= 0
@@ -117,7 +124,7 @@ def test_leave_one_out_multi6_drops_one_language_and_fills_with_english():
         "loo_de": {"kind": "multi", "n_languages": 7, "exclude": ["de"]},
         "loo_en": {"kind": "multi", "n_languages": 7},
     }
-    out = nodes.build_mixes(_loo_lid(), _loo_params(), mixes)
+    out = build_mixes(_loo_lid(), _loo_params(), mixes)
     loo_de = out["loo_de"]["lang"].value_counts().to_dict()
     # The released code: 2,200 en + 200 of each of the five other languages (here 20 - 5 x 2 = 10 en).
     assert loo_de == {"en": 10, "es": 2, "ru": 2, "zh": 2, "fr": 2, "ca": 2}
@@ -155,7 +162,7 @@ def test_appendix_fields_only_where_they_apply():
 
 
 def test_full_unfiltered_keeps_low_confidence_rows(lid_frame, params):
-    out = nodes.build_mixes(
+    out = build_mixes(
         lid_frame, params, {"guanaco": {"kind": "full"}, "guanaco_all": {"kind": "full", "filter": "none"}}
     )
     assert len(out["guanaco_all"]) == len(lid_frame)
@@ -176,10 +183,10 @@ def test_lid_model_by_hub_id_reaches_the_identifier(monkeypatch, params):
             return pd.DataFrame({"lang": ["en"] * len(texts), "lid_label": ["__label__eng_Latn"] * len(texts),
                                  "lid_confidence": [0.9] * len(texts)})
 
-    monkeypatch.setattr(nodes, "LanguageIdentifier", _Lid)
+    monkeypatch.setattr(data_mixing_nodes, "LanguageIdentifier", _Lid)
     lid = {"model_path": "laurievb/OpenLID", "revision": "a" * 40, "label_mode": "full_label", "min_confidence": 0.8}
-    parsed, _ = nodes.parse_guanaco_rows(_train_test_raw(2, 0), params)
-    out = nodes.identify_languages(parsed, {**params, "lid": lid})
+    parsed, _ = parse_guanaco_rows(_train_test_raw(2, 0), params)
+    out = identify_languages(parsed, {**params, "lid": lid})
     assert seen == {"model": "laurievb/OpenLID", "max_chars": None, "revision": "a" * 40, "filename": None,
                     "cache_dir": None, "label_mode": "full_label"}
     assert out["keep"].all()
@@ -238,7 +245,7 @@ def test_released_sampler_draws_the_released_scripts_rows():
     lid = _released_lid()
     params = make_params(total_size=24, per_language=3, language_order=ORDER, sampler="released")
     want = _prepare_guanaco_data(lid, total=24, per=3, order=ORDER, seed=42)
-    out = nodes.build_mixes(lid, params, RELEASED_GRID)
+    out = build_mixes(lid, params, RELEASED_GRID)
     assert set(out["mono"]["id"]) == want["mono"]
     for i in range(2, 7):
         assert set(out[f"multi{i}"]["id"]) == want[f"ml{i}"], i
@@ -246,10 +253,10 @@ def test_released_sampler_draws_the_released_scripts_rows():
         assert set(out[f"loo_{lang}"]["id"]) == want[f"loo_{lang}"], lang
     assert all(len(frame) == 24 for frame in out.values())
     # This project's nested sampler draws other rows from the same table.
-    nested = nodes.build_mixes(lid, make_params(total_size=24, per_language=3, language_order=ORDER), RELEASED_GRID)
+    nested = build_mixes(lid, make_params(total_size=24, per_language=3, language_order=ORDER), RELEASED_GRID)
     assert set(nested["multi3"]["id"]) != want["ml3"]
     # Another seed draws other rows (the draws really depend on it).
-    other = nodes.build_mixes(lid, {**params, "mixing": {**params["mixing"], "seed": 7}}, RELEASED_GRID)
+    other = build_mixes(lid, {**params, "mixing": {**params["mixing"], "seed": 7}}, RELEASED_GRID)
     assert set(other["multi3"]["id"]) != want["ml3"]
 
 
@@ -264,7 +271,7 @@ def test_released_sampler_follows_the_mono_id_list_without_the_lid(tmp_path):
     relabelled.loc[relabelled["id"].isin(want["_mono_order"][:4]), ["lang", "keep"]] = ["it", False]
     params = make_params(total_size=24, per_language=3, language_order=ORDER, sampler="released")
     grid = {**RELEASED_GRID, "mono": {"kind": "mono", "ids_file": str(ids_file)}}
-    out = nodes.build_mixes(relabelled, params, grid)
+    out = build_mixes(relabelled, params, grid)
     assert set(out["mono"]["id"]) == want["mono"]
     for i in range(2, 7):
         english = set(out[f"multi{i}"].loc[out[f"multi{i}"]["id"].isin(want["mono"]), "id"])
@@ -276,7 +283,7 @@ def test_released_sampler_errors():
     lid = _released_lid()
     params = make_params(total_size=24, per_language=3, language_order=ORDER, sampler="released")
     with pytest.raises(ValueError, match="leaves a language out only of a mix holding all 6"):
-        nodes.build_mixes(lid, params, {"m": {"kind": "multi", "n_languages": 4, "exclude": ["ru"]}})
+        build_mixes(lid, params, {"m": {"kind": "multi", "n_languages": 4, "exclude": ["ru"]}})
     short = make_params(total_size=24, per_language=5, language_order=ORDER, sampler="released")
-    with pytest.raises(nodes.ShortSupplyError, match="'ca' kept rows: need 5 rows, supply 4"):
-        nodes.build_mixes(lid, short, {"multi7": {"kind": "multi", "n_languages": 7}})
+    with pytest.raises(ShortSupplyError, match="'ca' kept rows: need 5 rows, supply 4"):
+        build_mixes(lid, short, {"multi7": {"kind": "multi", "n_languages": 7}})

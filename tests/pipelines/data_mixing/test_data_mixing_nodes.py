@@ -6,11 +6,23 @@ import json
 
 import pandas as pd
 import pytest
-from .conftest import make_lid, make_params
 from kedro_datasets.pandas import ParquetDataset
 
 from polyglot_kedro.datasets.hub_or_local import HubOrLocalDataset
-from polyglot_kedro.pipelines.data_mixing import nodes
+from polyglot_kedro.pipelines.data_mixing.mixes import build_mixes
+from polyglot_kedro.pipelines.data_mixing.mt_mixes import (
+    build_mt_mixes,
+    select_mt_sources,
+)
+from polyglot_kedro.pipelines.data_mixing.nodes import (
+    identify_languages,
+    parse_guanaco_rows,
+    summarise_language_distribution,
+    summarise_mixes,
+)
+from polyglot_kedro.pipelines.data_mixing.params import ShortSupplyError
+
+from .conftest import make_lid, make_params
 
 # ---------------------------------------------------------------- parsing
 
@@ -30,7 +42,7 @@ def test_parse_rejects_bad_rows_and_keeps_valid_ones(params):
             ]
         }
     )
-    parsed, rejected = nodes.parse_guanaco_rows(raw, params)
+    parsed, rejected = parse_guanaco_rows(raw, params)
     assert parsed["id"].tolist() == ["g00000", "g00005"]
     assert parsed["n_turns"].tolist() == [2, 3]
     assert json.loads(parsed.loc[1, "turns"])[-1] == {"role": "human", "content": "follow-up?"}
@@ -47,27 +59,27 @@ def test_parse_rejects_bad_rows_and_keeps_valid_ones(params):
 def test_parse_trailing_human_turn_can_be_rejected(params):
     raw = pd.DataFrame({"text": ["### Human: q1### Assistant: a1### Human: follow-up?"]})
     strict = {**params, "parsing": {"allow_trailing_human_turn": False}}
-    parsed, rejected = nodes.parse_guanaco_rows(raw, strict)
+    parsed, rejected = parse_guanaco_rows(raw, strict)
     assert parsed.empty and rejected["reason"].tolist() == ["conversation ends without an assistant reply"]
 
 
 def test_parse_missing_text_column_names_the_column(params):
     with pytest.raises(ValueError, match="no 'text' column"):
-        nodes.parse_guanaco_rows(pd.DataFrame({"txt": ["x"]}), params)
+        parse_guanaco_rows(pd.DataFrame({"txt": ["x"]}), params)
 
 
 def test_params_typo_fails_with_field_name(lid_frame, mixes):
     bad = make_params()
     bad["mixing"]["totl_size"] = 3
     with pytest.raises(ValueError, match="totl_size"):
-        nodes.build_mixes(lid_frame, bad, mixes)
+        build_mixes(lid_frame, bad, mixes)
 
 
 # ---------------------------------------------------------------- mixes
 
 
 def test_mix_sizes_and_language_counts(lid_frame, params, mixes):
-    out = nodes.build_mixes(lid_frame, params, mixes)
+    out = build_mixes(lid_frame, params, mixes)
     assert set(out) == {"mono", "multi2", "multi3", "multi4", "multi5", "multi6", "guanaco"}
     assert out["mono"]["lang"].value_counts().to_dict() == {"en": 20}
     order = params["mixing"]["language_order"]
@@ -83,7 +95,7 @@ def test_mix_sizes_and_language_counts(lid_frame, params, mixes):
 
 
 def test_mixes_are_nested(lid_frame, params, mixes):
-    out = nodes.build_mixes(lid_frame, params, mixes)
+    out = build_mixes(lid_frame, params, mixes)
     chain = ["mono", "multi2", "multi3", "multi4", "multi5", "multi6"]
     for a, b in zip(chain, chain[1:]):
         small, big = out[a], out[b]
@@ -95,7 +107,7 @@ def test_mixes_are_nested(lid_frame, params, mixes):
 
 def test_same_seed_byte_identical_parquet_other_seed_differs(tmp_path, lid_frame, params, mixes):
     def write(frame_lid, p, name):
-        mix = nodes.build_mixes(frame_lid, p, mixes)["multi3"]
+        mix = build_mixes(frame_lid, p, mixes)["multi3"]
         ParquetDataset(filepath=str(tmp_path / name)).save(mix)
         return (tmp_path / name).read_bytes(), mix
 
@@ -111,16 +123,16 @@ def test_same_seed_byte_identical_parquet_other_seed_differs(tmp_path, lid_frame
 
 def test_short_supply_error_names_language_need_and_supply(params, mixes):
     lid = make_lid({"en": 30, "es": 5, "ru": 2, "de": 5, "zh": 5, "fr": 5})
-    with pytest.raises(nodes.ShortSupplyError, match=r"'ru' examples: need 3, supply 2"):
-        nodes.build_mixes(lid, params, mixes)
+    with pytest.raises(ShortSupplyError, match=r"'ru' examples: need 3, supply 2"):
+        build_mixes(lid, params, mixes)
     few_en = make_lid({"en": 10, "es": 5, "ru": 5, "de": 5, "zh": 5, "fr": 5})
-    with pytest.raises(nodes.ShortSupplyError, match=r"mix 'mono'.*'en' examples: need 20, supply 10"):
-        nodes.build_mixes(few_en, params, mixes)
+    with pytest.raises(ShortSupplyError, match=r"mix 'mono'.*'en' examples: need 20, supply 10"):
+        build_mixes(few_en, params, mixes)
 
 
 def test_short_supply_fill_with_base_keeps_size_and_nesting(mixes):
     lid = make_lid({"en": 30, "es": 5, "ru": 2, "de": 5, "zh": 5, "fr": 5})
-    out = nodes.build_mixes(lid, make_params(on_short_supply="fill_with_base"), mixes)
+    out = build_mixes(lid, make_params(on_short_supply="fill_with_base"), mixes)
     counts = out["multi3"]["lang"].value_counts().to_dict()
     assert counts == {"en": 20 - 3 - 2, "es": 3, "ru": 2}
     assert all(len(out[f"multi{i}"]) == 20 for i in range(2, 7))
@@ -129,7 +141,7 @@ def test_short_supply_fill_with_base_keeps_size_and_nesting(mixes):
 
 def test_too_many_languages_for_order(lid_frame, params):
     with pytest.raises(ValueError, match="n_languages 7 needs 6 languages"):
-        nodes.build_mixes(lid_frame, params, {"multi7": {"kind": "multi", "n_languages": 7}})
+        build_mixes(lid_frame, params, {"multi7": {"kind": "multi", "n_languages": 7}})
 
 
 # ---------------------------------------------------------------- MT mixes
@@ -154,15 +166,15 @@ def _translate(sources: pd.DataFrame, bad: int = 0) -> pd.DataFrame:
 
 
 def test_mt_sources_and_mt_mixes(lid_frame, params):
-    sources = nodes.select_mt_sources(lid_frame, params, MT_MIXES)
+    sources = select_mt_sources(lid_frame, params, MT_MIXES)
     assert list(sources.columns) == ["id", "text", "lang", "target_lang"]
     assert sources["target_lang"].value_counts().to_dict() == {"es": 3, "ru": 3}
     assert (sources["lang"] == "en").all() and sources["id"].is_unique
-    native = nodes.build_mixes(lid_frame, params, MT_MIXES)
+    native = build_mixes(lid_frame, params, MT_MIXES)
     # the translated rows are exactly the English rows that multi3 drops from mono
     assert set(sources["id"]) == set(native["mono"]["id"]) - set(native["multi3"]["id"])
 
-    mt = nodes.build_mt_mixes(lid_frame, _translate(sources), params, MT_MIXES)
+    mt = build_mt_mixes(lid_frame, _translate(sources), params, MT_MIXES)
     assert set(mt) == {"mt_multi2", "mt_multi3"}
     m3 = mt["mt_multi3"]
     assert m3["lang"].value_counts().to_dict() == native["multi3"]["lang"].value_counts().to_dict()
@@ -173,23 +185,23 @@ def test_mt_sources_and_mt_mixes(lid_frame, params):
 
 
 def test_mt_missing_translation_error_and_fallback(lid_frame, params):
-    sources = nodes.select_mt_sources(lid_frame, params, MT_MIXES)
+    sources = select_mt_sources(lid_frame, params, MT_MIXES)
     tr = _translate(sources, bad=1)  # first es translation not ok
-    with pytest.raises(nodes.ShortSupplyError, match=r"'es' examples: need 3, supply 2 \(translations"):
-        nodes.build_mt_mixes(lid_frame, tr, params, MT_MIXES)
-    mt = nodes.build_mt_mixes(lid_frame, tr, make_params(on_short_supply="fill_with_base"), MT_MIXES)
+    with pytest.raises(ShortSupplyError, match=r"'es' examples: need 3, supply 2 \(translations"):
+        build_mt_mixes(lid_frame, tr, params, MT_MIXES)
+    mt = build_mt_mixes(lid_frame, tr, make_params(on_short_supply="fill_with_base"), MT_MIXES)
     m2 = mt["mt_multi2"]
     assert len(m2) == 20 and m2["lang"].value_counts().to_dict() == {"en": 18, "es": 2}
     with pytest.raises(ValueError, match=r"lacks columns \['status'\]"):
-        nodes.build_mt_mixes(lid_frame, tr.drop(columns="status"), params, MT_MIXES)
+        build_mt_mixes(lid_frame, tr.drop(columns="status"), params, MT_MIXES)
 
 
 def test_mt_translations_accept_partitions(lid_frame, params):
-    sources = nodes.select_mt_sources(lid_frame, params, MT_MIXES)
+    sources = select_mt_sources(lid_frame, params, MT_MIXES)
     tr = _translate(sources)
     parts = {lang: (lambda g=g: g) for lang, g in tr.groupby("lang")}
-    a = nodes.build_mt_mixes(lid_frame, parts, params, MT_MIXES)["mt_multi3"]
-    b = nodes.build_mt_mixes(lid_frame, tr, params, MT_MIXES)["mt_multi3"]
+    a = build_mt_mixes(lid_frame, parts, params, MT_MIXES)["mt_multi3"]
+    b = build_mt_mixes(lid_frame, tr, params, MT_MIXES)["mt_multi3"]
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -197,7 +209,7 @@ def test_mt_translations_accept_partitions(lid_frame, params):
 
 
 def test_language_distribution(lid_frame):
-    table = nodes.summarise_language_distribution(lid_frame)
+    table = summarise_language_distribution(lid_frame)
     assert list(table.columns) == ["lang", "count_all", "share_all", "count_kept", "share_kept"]
     en = table.set_index("lang").loc["en"]
     assert (en["count_all"], en["count_kept"]) == (34, 30)
@@ -209,8 +221,8 @@ def test_language_distribution(lid_frame):
 def test_mix_summary_counts_tokens(lid_frame, params, mixes, tokenizer_dir):
     from transformers import AutoTokenizer
 
-    out = nodes.build_mixes(lid_frame, params, mixes)
-    summary = nodes.summarise_mixes(tokenizer_dir, **out).set_index("mix")
+    out = build_mixes(lid_frame, params, mixes)
+    summary = summarise_mixes(tokenizer_dir, **out).set_index("mix")
     assert summary.loc["multi3", "rows"] == 20
     assert summary.loc["multi3", "n_languages"] == 3
     assert summary.loc["multi3", "languages"] == "en,es,ru"
@@ -231,8 +243,8 @@ def real_lid(request):
     if not GUANACO_EVAL.is_file():
         pytest.skip(f"real Guanaco file not found at {GUANACO_EVAL}")
     raw = HubOrLocalDataset(source=str(GUANACO_EVAL)).load()
-    parsed, rejected = nodes.parse_guanaco_rows(raw, make_params())
-    return raw, parsed, rejected, nodes.identify_languages(parsed, make_params())
+    parsed, rejected = parse_guanaco_rows(raw, make_params())
+    return raw, parsed, rejected, identify_languages(parsed, make_params())
 
 
 def test_real_guanaco_parse_and_lid(real_lid):
@@ -254,10 +266,10 @@ def test_real_guanaco_mixes(real_lid, mixes):
     kept = lid.loc[lid["keep"], "lang"].value_counts()
     per = int(min(kept[["es", "ru", "de", "zh", "fr"]]))
     params = make_params(total_size=int(kept["en"]), per_language=per)
-    out = nodes.build_mixes(lid, params, mixes)
+    out = build_mixes(lid, params, mixes)
     assert len(out["mono"]) == kept["en"]
     assert out["multi6"]["lang"].value_counts().to_dict() == {
         "en": int(kept["en"]) - 5 * per, **{lang: per for lang in ["es", "ru", "de", "zh", "fr"]}
     }
-    with pytest.raises(nodes.ShortSupplyError, match=r"'en' examples: need"):
-        nodes.build_mixes(lid, make_params(total_size=int(kept["en"]) + 1, per_language=per), mixes)
+    with pytest.raises(ShortSupplyError, match=r"'en' examples: need"):
+        build_mixes(lid, make_params(total_size=int(kept["en"]) + 1, per_language=per), mixes)

@@ -7,13 +7,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from .conftest import GUANACO_EVAL, make_params
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from polyglot_kedro.datasets.hub_or_local import HubOrLocalDataset
 from polyglot_kedro.pipelines.data_mixing import create_pipeline
+
+from .conftest import GUANACO_EVAL, make_params
 
 REPO = Path(__file__).resolve().parents[3]
 GRID = {
@@ -100,7 +101,7 @@ def test_catalog_entries_resolve():
 
 
 def test_params_files_validate():
-    from polyglot_kedro.pipelines.data_mixing.nodes import DataMixingParams
+    from polyglot_kedro.pipelines.data_mixing.params import DataMixingParams
 
     for env in ("base", "paper"):
         loader = OmegaConfigLoader(conf_source=str(REPO / "conf"), base_env="base", default_run_env=env, env=env,
@@ -113,11 +114,15 @@ def test_demo_guanaco_supports_demo_grid(mixes):
     path = REPO / "data" / "01_raw" / "demo" / "guanaco_demo.jsonl"
     if not path.is_file():
         pytest.skip(f"demo file not yet present: {path}")
-    from polyglot_kedro.pipelines.data_mixing import nodes
+    from polyglot_kedro.pipelines.data_mixing.mixes import build_mixes
+    from polyglot_kedro.pipelines.data_mixing.nodes import (
+        identify_languages,
+        parse_guanaco_rows,
+    )
 
     loader = OmegaConfigLoader(conf_source=str(REPO / "conf"), base_env="base", default_run_env="local",
                                config_patterns={"parameters": ["parameters_data_mixing*"]})
     params = loader["parameters"]["data_mixing"]
-    parsed, _ = nodes.parse_guanaco_rows(HubOrLocalDataset(source=str(path)).load(), params)
-    out = nodes.build_mixes(nodes.identify_languages(parsed, params), params, mixes)
+    parsed, _ = parse_guanaco_rows(HubOrLocalDataset(source=str(path)).load(), params)
+    out = build_mixes(identify_languages(parsed, params), params, mixes)
     assert all(len(out[f"multi{i}"]) == params["mixing"]["total_size"] for i in range(2, 7))

@@ -7,7 +7,8 @@ from typing import Any
 from kedro.pipeline import Node, Pipeline
 
 from polyglot_kedro.config import MixSpec, mix_specs
-from polyglot_kedro.pipelines.data_mixing import nodes
+from polyglot_kedro.pipelines.data_mixing import mixes as native_mixes
+from polyglot_kedro.pipelines.data_mixing import mt_mixes, nodes
 
 
 def create_pipeline(mixes: dict[str, MixSpec] | None = None, **kwargs: Any) -> Pipeline:
@@ -55,7 +56,7 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, **kwargs: Any) -> P
     if native:
         steps.append(
             Node(
-                nodes.build_mixes,
+                native_mixes.build_mixes,
                 inputs=["guanaco_lid", "params:data_mixing", "params:mixes"],
                 outputs={m: f"{m}.train_mix" for m in native},
                 name="build_mixes",
@@ -64,13 +65,13 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, **kwargs: Any) -> P
     if mt:
         steps += [
             Node(
-                nodes.select_mt_sources,
+                mt_mixes.select_mt_sources,
                 inputs=["guanaco_lid", "params:data_mixing", "params:mixes"],
                 outputs="mt_source_examples",
                 name="select_mt_sources",
             ),
             Node(
-                nodes.build_mt_mixes,
+                mt_mixes.build_mt_mixes,
                 inputs=["guanaco_lid", "guanaco_translations", "params:data_mixing", "params:mixes"],
                 outputs={m: f"{m}.train_mix" for m in mt},
                 name="build_mt_mixes",
