@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from polyglot_kedro.prompting import read_prompt_file
 from polyglot_kedro.judge import (
     HELPFULNESS_FILE,
     Verdict,
@@ -12,6 +11,7 @@ from polyglot_kedro.judge import (
     render_judge_messages,
     render_translation_messages,
 )
+from polyglot_kedro.prompting import read_prompt_file
 
 
 def test_render_keeps_the_paper_prompt():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from polyglot_kedro.prompting import guanaco_prompt
 from polyglot_kedro.contracts import PROMPT_COLUMNS
+from polyglot_kedro.prompting import guanaco_prompt
 from polyglot_kedro.tasks import (
     build_chat_prompts,
     build_xcsqa_prompts,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from polyglot_kedro.prompting import read_prompt_file
 from polyglot_kedro.pipelines.translation.nodes import (
     RoleTokenError,
     assemble_chat_prompts,
@@ -15,6 +14,7 @@ from polyglot_kedro.pipelines.translation.nodes import (
     translate_guanaco,
     translate_prompts,
 )
+from polyglot_kedro.prompting import read_prompt_file
 
 
 def test_prompt_template_is_the_papers(translator_server, llm_endpoints, translation_params, chat_prompts_raw):
