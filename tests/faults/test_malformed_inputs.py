@@ -12,9 +12,15 @@ import pytest
 from kedro.io.core import DatasetError
 
 from polyglot_kedro.datasets.hub_or_local import HubOrLocalDataset
-from polyglot_kedro.pipelines.data_mixing import nodes as mixing
+from polyglot_kedro.pipelines.data_mixing.mixes import build_mixes
+from polyglot_kedro.pipelines.data_mixing.nodes import (
+    identify_languages,
+    parse_guanaco_rows,
+)
+from polyglot_kedro.pipelines.data_mixing.params import ShortSupplyError
 from polyglot_kedro.pipelines.finetuning.nodes import training_rows
 from polyglot_kedro.pipelines.judging import nodes as judging
+from polyglot_kedro.pipelines.judging.task_scoring import score_tasks
 from polyglot_kedro.pipelines.reporting.inputs import combine_scores
 from polyglot_kedro.pipelines.translation import nodes as translation
 from polyglot_kedro.tasks import build_chat_prompts
@@ -57,13 +63,13 @@ def test_non_utf8_jsonl_names_file_and_line(tmp_path):
 def _missing_column_cases():
     gen = pd.DataFrame({"model": ["m"], "mix": ["mono"], "task": ["chat"], "lang": ["en"], "prompt_setting": ["native"],
                         "seed": [0], "item_id": ["c1"], "prompt": ["### Human: Hi### Assistant:"], "output": ["Hello"],
-                        "reference": [None]})  # fmt: skip
+                        "question": ["Hi"], "options": ["null"], "reference": [None]})  # fmt: skip
     return [
-        ("data_mixing.parse_guanaco_rows", "text", lambda: mixing.parse_guanaco_rows(pd.DataFrame({"txt": [GOOD]}), MIXING)),
+        ("data_mixing.parse_guanaco_rows", "text", lambda: parse_guanaco_rows(pd.DataFrame({"txt": [GOOD]}), MIXING)),
         ("data_mixing.identify_languages", "turns",
-         lambda: mixing.identify_languages(pd.DataFrame({"id": ["g00000"], "text": [GOOD]}), MIXING)),
+         lambda: identify_languages(pd.DataFrame({"id": ["g00000"], "text": [GOOD]}), MIXING)),
         ("data_mixing.build_mixes", "keep",
-         lambda: mixing.build_mixes(pd.DataFrame({"id": ["g0"], "text": [GOOD], "lang": ["en"]}), MIXING, {"mono": {"kind": "mono"}})),
+         lambda: build_mixes(pd.DataFrame({"id": ["g0"], "text": [GOOD], "lang": ["en"]}), MIXING, {"mono": {"kind": "mono"}})),
         ("translation.translate_prompts", "instruction",
          lambda: translation.translate_prompts(pd.DataFrame({"id": ["a"], "lang": ["en"], "prompt": ["Hi"]}), None, TRANSLATION, {})),
         ("translation.translate_guanaco", "target_lang",
@@ -74,7 +80,7 @@ def _missing_column_cases():
         ("judging.detect_chat_languages", "output",
          lambda: judging.detect_chat_languages(gen.drop(columns="output"), {})),
         ("judging.score_tasks", "reference",
-         lambda: judging.score_tasks(gen.drop(columns="reference"), None, pd.DataFrame(), pd.DataFrame())),
+         lambda: score_tasks(gen.drop(columns="reference"), None, "mono")),
         ("reporting.combine_scores", "metric",
          lambda: combine_scores(mono=pd.DataFrame({"mix": ["mono"], "score": [1.0]}))),
     ]  # fmt: skip
@@ -94,8 +100,8 @@ def test_missing_column_error_names_the_column(stage, column, call, fault_figure
 def test_mix_language_order_with_unknown_code_fails_naming_it():
     lid = pd.DataFrame({"id": ["g0", "g1"], "text": [GOOD, GOOD], "lang": ["en", "en"], "keep": [True, True]})
     params = {"mixing": {"total_size": 2, "per_language": 1, "language_order": ["xx"]}}
-    with pytest.raises(mixing.ShortSupplyError, match=r"'xx'.*need 1, supply 0"):
-        mixing.build_mixes(lid, params, {"multi2": {"kind": "multi", "n_languages": 2}})
+    with pytest.raises(ShortSupplyError, match=r"'xx'.*need 1, supply 0"):
+        build_mixes(lid, params, {"multi2": {"kind": "multi", "n_languages": 2}})
 
 
 def test_translation_into_unknown_code_fails_naming_it():
@@ -135,7 +141,7 @@ def test_empty_native_prompt_is_caught_at_the_inference_boundary():
 def test_unparsable_guanaco_rows_go_to_rejected_and_valid_rows_stay(fault_figures):
     texts = [GOOD, "### Human: ### Assistant: an answer to nothing", "no markers at all", None,
              "### Human: Hola, ¿qué tal?### Assistant: Muy bien, gracias."]
-    parsed, rejected = mixing.parse_guanaco_rows(pd.DataFrame({"text": texts}), MIXING)
+    parsed, rejected = parse_guanaco_rows(pd.DataFrame({"text": texts}), MIXING)
     assert list(parsed["id"]) == ["g00000", "g00004"]  # both valid rows, with their row-based ids
     assert sorted(rejected["row"]) == [1, 2, 3]
     assert rejected["reason"].str.len().gt(0).all()
@@ -146,7 +152,6 @@ def test_unparsable_guanaco_rows_go_to_rejected_and_valid_rows_stay(fault_figure
 def test_judging_generation_with_broken_reference_names_the_row():
     gen = pd.DataFrame({"model": ["m"], "mix": ["mono"], "task": ["xquad"], "lang": ["de"], "prompt_setting": ["de:de"],
                         "seed": [0], "item_id": ["q7"], "prompt": ["### Human: Q### Assistant:"], "output": ["x"],
-                        "reference": ["[not json"]})  # fmt: skip
-    empty = judging._frame([], judging.LANGUAGE_COLUMNS)
+                        "question": ["Q"], "options": ["null"], "reference": ["[not json"]})  # fmt: skip
     with pytest.raises(ValueError, match=r"item_id=q7\): field 'reference' is not JSON"):
-        judging.score_tasks(gen, None, empty, judging._frame([], judging.JUDGMENT_COLUMNS))
+        score_tasks(gen, None, "mono")
