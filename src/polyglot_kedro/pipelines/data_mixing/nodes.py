@@ -129,9 +129,9 @@ def summarise_mixes(base_model: str, **mix_frames: pd.DataFrame) -> pd.DataFrame
         (by count, descending), ``lang_counts`` (JSON), ``mt_rows``,
         ``mean_tokens``, ``total_tokens`` (texts tokenized without special tokens).
     """
-    from transformers import AutoTokenizer  # heavy import, only for this node
+    from polyglot_kedro.modeling import load_tokenizer  # heavy import (transformers), only for this node
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer = load_tokenizer(base_model)  # honours the manifest's trust_remote_code/revision
     rows = []
     for mix in sorted(mix_frames):
         frame = mix_frames[mix]
