@@ -126,15 +126,28 @@ def resubmit(metadata, env: str | None, stage: str, mix: str | None, run_id: str
     click.echo(f"resubmitted {stage}{' ' + mix if mix else ''} of grid run {run.run_id} as job {new}")
 
 
+def _emit(text: str, output: str) -> None:
+    # Kedro's rich log handler writes to stdout too: scripts read --output files instead.
+    if output == "-":
+        click.echo(text)
+    else:
+        Path(output).write_text(text + "\n", encoding="utf-8")
+
+
+_OUTPUT = click.option("--output", "-o", default="-", help="Write the result to this file (default: stdout, "
+                       "mixed with Kedro's log lines).")  # fmt: skip
+
+
 @grid.command()
 @env_option
+@_OUTPUT
 @click.pass_obj
-def mixes(metadata, env: str | None) -> None:
+def mixes(metadata, env: str | None, output: str) -> None:
     """Print the grid's mixes (the namespaces of the per-mix stages), one per line."""
     from polyglot_kedro.cluster.plan import namespaces
 
     cfg, pipelines, _, _ = _load(metadata, env, "")
-    click.echo("\n".join(sorted({m for s in cfg.per_mix for m in namespaces(pipelines[s])})))
+    _emit("\n".join(sorted({m for s in cfg.per_mix for m in namespaces(pipelines[s])})), output)
 
 
 @grid.command()
@@ -143,11 +156,12 @@ def mixes(metadata, env: str | None) -> None:
 @click.argument("mix", required=False)
 @click.option("--run-id", type=str, required=True, help="The grid's save version (shared by all its jobs).")
 @click.option("--params", type=str, default="", help="Runtime parameters (as for kedro run).")
+@_OUTPUT
 @click.pass_obj
-def command(metadata, env: str | None, job: str, mix: str | None, run_id: str, params: str) -> None:
+def command(metadata, env: str | None, job: str, mix: str | None, run_id: str, params: str, output: str) -> None:
     """Print the kedro run line(s) of one job (prepare, final, a per-mix stage) for MIX.
 
-    For runners other than SLURM (conf/skypilot/): ``eval "$(kedro grid command ...)"``
+    For runners other than SLURM (conf/skypilot/): ``kedro grid command ... -o cmds.sh && bash -e cmds.sh``
     with ``POLYGLOT_GRID_RUN_ID`` exported.
     """
     from polyglot_kedro.cluster import submit as sub
@@ -166,4 +180,4 @@ def command(metadata, env: str | None, job: str, mix: str | None, run_id: str, p
                              accelerate_config=res.accelerate_config if res.launcher == "accelerate" else None)  # fmt: skip
     except (ValueError, KeyError) as exc:
         raise KedroCliError(str(exc)) from exc
-    click.echo("\n".join(lines))
+    _emit("\n".join(lines), output)

@@ -10,7 +10,7 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline, node, pipeline
 
 from polyglot_kedro.cluster.config import ClusterConfig, cluster_config
-from polyglot_kedro.cluster.plan import build_jobs, dependency_graph, job_commands, render_script
+from polyglot_kedro.cluster.plan import array_spec, build_jobs, dependency_graph, job_commands, render_script
 from polyglot_kedro.cluster.session import validate_run_id
 
 RUN_ID = "2026-12-01T09.38.23.123Z"
@@ -94,7 +94,7 @@ def test_scripts_carry_resources_requeue_and_are_valid_bash(tmp_path):
     scripts = {j.key: render_script(j, cfg, env="paper", run_id=RUN_ID, project_path=tmp_path, kedro="/venv/bin/kedro",
                                      log_dir=tmp_path / "logs") for j in jobs}  # fmt: skip
     ft = scripts["finetuning"]
-    for line in ("#SBATCH --array=1,2%2", "#SBATCH --requeue", "#SBATCH --signal=B:USR1@90", "#SBATCH --gpus=a100:4",
+    for line in ("#SBATCH --array=1-2%2", "#SBATCH --requeue", "#SBATCH --signal=B:USR1@90", "#SBATCH --gpus=a100:4",
                  "#SBATCH --time=08:00:00", "#SBATCH --constraint=a100", "module load cuda",
                  f"export POLYGLOT_GRID_RUN_ID={RUN_ID}", "trap on_usr1 USR1", 'scontrol requeue "$SLURM_JOB_ID"'):  # fmt: skip
         assert line in ft, line
@@ -105,6 +105,7 @@ def test_scripts_carry_resources_requeue_and_are_valid_bash(tmp_path):
             (tmp_path / f"{key}.sh").write_text(text)
             proc = subprocess.run(["bash", "-n", str(tmp_path / f"{key}.sh")], capture_output=True, text=True)
             assert proc.returncode == 0, (key, proc.stderr)
+    assert [array_spec(x) for x in ([0, 1, 2, 5], [3], [0, 2, 3, 4, 7, 8])] == ["0-2,5", "3", "0,2-4,7-8"]
     graph = dependency_graph(jobs)
     assert "[1] mono" in graph and "after finetuning[1]" in graph
 

@@ -58,6 +58,7 @@ def test_skypilot_tasks_parse_with_skypilots_parser():
         assert all(r["use_spot"] and r["job_recovery"]["strategy"] for r in task["resources"]), name
         assert list(task["storage"].values()) == [["polyglot-kedro-data", "MOUNT_CACHED"]], name
         assert "POLYGLOT_GRID_RUN_ID=$GRID_RUN_ID" in task["run"] and "kedro grid command" in task["run"]
+        assert "--run-id $GRID_RUN_ID -o /tmp/" in task["run"]
     mix = tasks["mix"]
     assert mix["envs"]["MIX"] == "mono"
     assert all(sum(r["accelerators"].values()) == 4 for r in mix["resources"])  # 4 GPUs per mix, any listed type

@@ -211,7 +211,7 @@ def _sbatch_lines(job: Job, res: JobResources, cfg: ClusterConfig, log_dir: Path
     name = f"{cfg.job_name}-{job.key}"
     lines = [f"--job-name={name}"]
     if job.mixes is not None:
-        lines.append(f"--array={','.join(map(str, job.indices or []))}" + (f"%{res.max_parallel}" if res.max_parallel else ""))
+        lines.append(f"--array={array_spec(job.indices or [])}" + (f"%{res.max_parallel}" if res.max_parallel else ""))
         lines.append(f"--output={log_dir}/{job.key}_%A_%a.out")
     else:
         lines.append(f"--output={log_dir}/{job.key}_%j.out")
@@ -227,6 +227,17 @@ def _sbatch_lines(job: Job, res: JobResources, cfg: ClusterConfig, log_dir: Path
     else:
         lines.append("--no-requeue")
     return lines + list(res.extra_sbatch)
+
+
+def array_spec(indices: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2,5`` (sbatch --array syntax)."""
+    parts: list[str] = []
+    for i in sorted(indices):
+        if parts and int(parts[-1].split("-")[-1]) == i - 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{i}"
+        else:
+            parts.append(str(i))
+    return ",".join(parts)
 
 
 def _bash_assoc(name: str, values: Mapping[int, str]) -> str:
