@@ -23,10 +23,13 @@ ITEM_FIELDS = ["question", "options", "reference"]
 PROMPT_COLUMNS = ["task", "lang", "prompt_setting", "item_id", "prompt", *ITEM_FIELDS]
 EVAL_PROMPT_COLUMNS = [*PROMPT_COLUMNS, "template"]
 
-#: ``{mix}.generations`` as the inference stage writes it.
+#: ``{mix}.generations`` as the inference stage writes it (``prompt_truncated``:
+#: the prompt was cut from the left to leave ``max_new_tokens``; ``n_prompt_tokens``
+#: counts what the model saw).
 GENERATION_COLUMNS = [
     *ITEM_KEYS, "prompt", "output",
-    "finish_reason", "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", *ITEM_FIELDS,
+    "finish_reason", "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds",
+    "n_prompt_tokens", "prompt_truncated", *ITEM_FIELDS,
 ]  # fmt: skip
 #: What judging and task scoring read from ``{mix}.generations`` (``options``
 #: is carried for readers of the table; no scorer needs it).
@@ -39,8 +42,13 @@ XNLI_LOGLIK_COLUMNS = [*ITEM_KEYS, "pred", "gold", "correct", "engine"]
 #: What scoring reads from ``{mix}.xnli_loglik``.
 XNLI_LOGLIK_REQUIRED = ["lang", "item_id", "seed", "pred", "gold"]
 
-#: ``{mix}.chat_languages``: fastText language of every chat prompt and response.
-CHAT_LANGUAGE_COLUMNS = [*ITEM_KEYS, "instruction", "prompt_lang", "response_lang", "lang_match"]
+#: ``{mix}.chat_languages``: fastText language of every chat prompt and response, and the
+#: response's language confusion (``language_confusion``: ``tgt_lang_match`` against the
+#: item's ``lang``; LID labels of the lines of 5+ tokens and English words found, space-joined).
+CHAT_LANGUAGE_COLUMNS = [
+    *ITEM_KEYS, "instruction", "prompt_lang", "response_lang", "lang_match",
+    "tgt_lang_match", "lcb_line_langs", "lcb_english_words",
+]  # fmt: skip
 
 #: ``{mix}.chat_judgments``: one row per judged chat response (invalid ones included).
 JUDGMENT_COLUMNS = [

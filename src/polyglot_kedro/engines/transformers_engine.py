@@ -5,7 +5,8 @@ Prompts are sorted by token length (longest first) and cut into batches of
 decoder-only batched generation needs (the new tokens follow every prompt
 directly). Results come back in input order. Each batch is seeded with
 ``(seed, batch index)``, so a partition's outputs do not depend on what ran
-before it in the process.
+before it in the process. Prompts that leave less than ``max_new_tokens`` of
+``max_model_len`` follow the job's overflow policy (``base.fit_prompt``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import torch
 from transformers import LogitsProcessorList, set_seed
 
-from polyglot_kedro.engines.base import Engine, Generation, SamplingSpec
+from polyglot_kedro.engines.base import Engine, Generation, Job, SamplingSpec, failed_generation, fit_prompt
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.modeling import load_causal_lm, load_tokenizer
 from polyglot_kedro.prompting import cut_at_stop
@@ -37,9 +38,10 @@ class TransformersEngine(Engine):
         batch_size: prompts per ``generate`` call.
         dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``, resolved by
             ``modeling.resolve_dtype`` (the project's one rule: fp32 on CPU).
-        max_model_len: prompt + new tokens limit; longer prompts are cut from
-            the left (their end holds the instruction's forced answer prefix),
-            as the paper's inference did (``truncate_from_start``).
+        max_model_len: prompt + new tokens limit; by default longer prompts are
+            cut from the left and marked (their end holds the instruction's
+            forced answer prefix), as the paper's inference did
+            (``truncate_from_start``).
         device: ``cuda`` when available, else ``cpu`` (default).
     """
 
@@ -72,36 +74,40 @@ class TransformersEngine(Engine):
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
-    def generate(self, prompts: list[str], sampling: SamplingSpec, seed: int) -> list[Generation]:
-        """Generate one completion per prompt.
+    def _generate_job(self, job: Job, seed: int) -> list[Generation]:
+        """Generate one completion per prompt of ``job``.
 
         Args:
-            prompts: full prompts (already in the model's template).
-            sampling: sampling settings.
+            job: prompts (already in the model's template), sampling, overflow policy.
             seed: run seed (combined with the batch index, see module doc).
 
         Returns:
             One :class:`Generation` per prompt, in input order.
         """
-        if not prompts:
-            return []
-        max_prompt = self.max_model_len - sampling.max_new_tokens
-        if max_prompt < 1:
-            raise ValueError(
-                f"max_new_tokens {sampling.max_new_tokens} leaves no room for the prompt in max_model_len {self.max_model_len}"
-            )
-        ids = [self.tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
-        n_cut = sum(len(x) > max_prompt for x in ids)
-        if n_cut:
-            log.warning("%d prompt(s) longer than %d tokens were cut from the left", n_cut, max_prompt)
-        ids = [x[-max_prompt:] for x in ids]
-        order = sorted(range(len(prompts)), key=lambda i: len(ids[i]), reverse=True)
-        out: list[Generation | None] = [None] * len(prompts)
-        for b, start in enumerate(range(0, len(order), self.batch_size)):
-            idx = order[start : start + self.batch_size]
-            set_seed(batch_seed(seed, b))
-            for i, g in zip(idx, self._generate_batch([ids[i] for i in idx], sampling)):
-                out[i] = g
+        sampling, bs = job.sampling, job.batch_size or self.batch_size
+        fits = [
+            fit_prompt(self.tokenizer(p, add_special_tokens=True)["input_ids"], self.max_model_len,
+                       sampling.max_new_tokens, job.overflow)
+            for p in job.prompts
+        ]  # fmt: skip
+        out: list[Generation | None] = [failed_generation(f) if f.error else None for f in fits]
+        # One max_new_tokens per generate call: items whose budget was reduced run in their own batches.
+        budgets = sorted({f.max_new_tokens for f in fits if not f.error}, reverse=True)
+        b = 0
+        for budget in budgets:
+            run = [i for i, f in enumerate(fits) if not f.error and f.max_new_tokens == budget]
+            order = sorted(run, key=lambda i: len(fits[i].ids), reverse=True)
+            spec = sampling if budget == sampling.max_new_tokens else sampling.model_copy(update={"max_new_tokens": budget})
+            for start in range(0, len(order), bs):
+                idx = order[start : start + bs]
+                set_seed(batch_seed(seed, b))
+                b += 1
+                for i, g in zip(idx, self._generate_batch([fits[i].ids for i in idx], spec)):
+                    f = fits[i]
+                    out[i] = Generation(
+                        g.text, g.finish_reason, g.n_output_tokens, g.seconds, len(f.ids), f.truncated,
+                        f.max_new_tokens if f.max_new_tokens != sampling.max_new_tokens else None,
+                    )
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()

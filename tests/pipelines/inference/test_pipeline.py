@@ -20,7 +20,8 @@ from polyglot_kedro.pipelines.inference.nodes import build_eval_prompts, generat
 # docs/ARCHITECTURE.md, "generations rows"
 CONTRACT = [
     "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "prompt", "output", "finish_reason",
-    "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "question", "options", "reference",
+    "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "n_prompt_tokens", "prompt_truncated",
+    "question", "options", "reference",
 ]  # fmt: skip
 
 
@@ -91,9 +92,9 @@ class CountingEngine(Engine):
     name = "transformers"
     calls: list[tuple[int, int]] = []
 
-    def generate(self, prompts, sampling, seed):
-        CountingEngine.calls.append((seed, len(prompts)))
-        return [Generation(f"out-{seed}-{len(p)}", "stop", 2, 0.01) for p in prompts]
+    def _generate_job(self, job, seed):
+        CountingEngine.calls.append((seed, len(job.prompts)))
+        return [Generation(f"out-{seed}-{len(p)}", "stop", 2, 0.01, len(p), False) for p in job.prompts]
 
 
 def test_resume_regenerates_only_missing_partition(

@@ -2,10 +2,18 @@
 
 Resume: every (task, lang, prompt_setting, seed) partition is written as a
 Parquet file under ``inference.work_dir/<mix>/`` as soon as it finishes
-(atomically: temp file + rename). A rerun reuses a partition when its model,
-engine, batch size, sampling, item ids and prompts all match, and regenerates
-it otherwise, so changing a setting never mixes old and new rows. The node's
+(atomically: temp file + rename), with either engine: all unfinished
+partitions of one seed run in one engine (vLLM: one child process seeded with
+the seed, kept alive across partitions, streaming each finished partition
+back), and each is written when its last item is done. A kill loses only the
+partitions in progress. A rerun reuses a partition when its model, engine,
+batch size, sampling, item ids and prompts all match, and regenerates it
+otherwise, so changing a setting never mixes old and new rows. The node's
 output is the concatenation of all partitions.
+
+Truncation: a prompt longer than ``max_model_len - max_new_tokens`` is cut
+from the left (as the paper did) and marked in ``prompt_truncated``; each
+partition logs how many, and the mix's total is logged as a warning.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from pydantic import Field
 from polyglot_kedro.config import StrictModel, resolve_model
 from polyglot_kedro.contracts import EVAL_PROMPT_COLUMNS, GENERATION_COLUMNS, ITEM_FIELDS, XNLI_LOGLIK_COLUMNS
 from polyglot_kedro.engines import Engine, SamplingSpec, make_engine
+from polyglot_kedro.engines.base import Generation, Job
 from polyglot_kedro.modeling import model_fingerprint
 from polyglot_kedro.tasks import build_chat_prompts, build_xcsqa_prompts, build_xquad_prompts, template_version
 from polyglot_kedro.tasks.xnli import run_xnli_loglik
@@ -39,6 +48,9 @@ class TaskRun(StrictModel):
     limit: int | None = Field(None, ge=1)  # first N items per language (demo); None: all
     batch_size: int | None = Field(None, ge=1)  # overrides inference.batch_size
     sampling: SamplingSpec
+    # XQuAD/X-CSQA: the paper's prompt templates or the project's own
+    # translations (polyglot_kedro.tasks.templates); chat has one template.
+    templates: Literal["paper", "project"] = "paper"
 
 
 class GenerationTasks(StrictModel):
@@ -91,16 +103,16 @@ def build_eval_prompts(
     p = InferenceParams.model_validate(inference)
     builders = {
         "chat": lambda t: build_chat_prompts(chat_prompts, t.languages, t.limit),
-        "xquad": lambda t: build_xquad_prompts(xquad_raw, t.languages, t.prompt_settings, t.limit),
-        "xcsqa": lambda t: build_xcsqa_prompts(xcsqa_raw, t.languages, t.prompt_settings, t.limit),
+        "xquad": lambda t: build_xquad_prompts(xquad_raw, t.languages, t.prompt_settings, t.limit, t.templates),
+        "xcsqa": lambda t: build_xcsqa_prompts(xcsqa_raw, t.languages, t.prompt_settings, t.limit, t.templates),
     }
     frames = []
     for task in GENERATION_TASKS:
         run: TaskRun = getattr(p.tasks, task)
         if run.enabled:
             df = builders[task](run)
-            frames.append(df.assign(template=template_version(task)))
-            log.info("prompts: %s %d rows (%s)", task, len(df), template_version(task))
+            frames.append(df.assign(template=template_version(task, run.templates)))
+            log.info("prompts: %s %d rows (%s)", task, len(df), template_version(task, run.templates))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVAL_PROMPT_COLUMNS)
 
 
@@ -128,6 +140,10 @@ def _reusable(path: Path, expected: dict, items: pd.DataFrame) -> pd.DataFrame |
         done = pd.read_parquet(path)
     except (OSError, ValueError) as exc:  # a damaged file is regenerated, not trusted
         log.warning("partition %s unreadable (%s); regenerating", path, exc)
+        return None
+    lacking = [c for c in GENERATION_COLUMNS if c not in done.columns and c not in ITEM_FIELDS]
+    if lacking:  # written before these outputs were recorded (e.g. prompt_truncated)
+        log.info("partition %s lacks %s; regenerating", path, ", ".join(lacking))
         return None
     same = (
         len(done) == len(items)
@@ -172,78 +188,94 @@ def generate_outputs(
     # name, new weights) regenerates instead of reusing stale outputs.
     root = Path(p.work_dir) / mix / model_fingerprint(merged_model)
     engine: Engine | None = None
-    frames: list[pd.DataFrame] = []
+    frames: dict[tuple[int, int, int], pd.DataFrame] = {}  # (task, seed, group) -> rows
+    runs = [(t, task, getattr(p.tasks, task)) for t, task in enumerate(GENERATION_TASKS)]
+    groups = {
+        task: list(eval_prompts[eval_prompts["task"] == task].groupby(["lang", "prompt_setting"], sort=False))
+        for _, task, run in runs
+        if run.enabled
+    }
+    n_done = 0
     try:
-        for task in GENERATION_TASKS:
-            run: TaskRun = getattr(p.tasks, task)
-            prompts = eval_prompts[eval_prompts["task"] == task]
-            if not run.enabled or prompts.empty:
-                continue
-            batch_size = run.batch_size or p.batch_size
-            groups = list(prompts.groupby(["lang", "prompt_setting"], sort=False))
-            for seed in p.seeds:
-                pending = []
-                for (lang, setting), items in groups:
+        for s_i, seed in enumerate(p.seeds):
+            jobs: list[Job] = []
+            for t, task, run in runs:
+                if not run.enabled or not groups.get(task):
+                    continue
+                batch_size = run.batch_size or p.batch_size
+                expected = {"model": model, "sampling": run.sampling.to_json(), "batch_size": batch_size}
+                for g_i, ((lang, setting), items) in enumerate(groups[task]):
                     path = _partition_path(root, task, lang, setting, seed)
-                    expected = {"model": model, "sampling": run.sampling.to_json(), "batch_size": batch_size}
                     done = _reusable(path, expected, items) if p.resume else None
                     if done is not None and (p.engine == "auto" or (done["engine"] == p.engine).all()):
-                        frames.append(done)
-                    else:
-                        pending.append((lang, setting, items, path))
-                if not pending:
-                    continue
-                if engine is None:
-                    engine = make_engine(
-                        p.engine,
-                        merged_model,
-                        batch_size=batch_size,
-                        dtype=spec.dtype,
-                        tensor_parallel_size=spec.tensor_parallel_size,
-                        max_model_len=spec.max_model_len,
-                        vllm_options=p.vllm.model_dump(),
-                    )
-                engine.batch_size = batch_size
-                frames.extend(_run_pending(engine, pending, run.sampling, seed, model, mix, task, batch_size))
+                        frames[(t, s_i, g_i)] = done
+                        n_done += 1
+                        continue
+                    meta = {"key": (t, s_i, g_i), "task": task, "lang": lang, "setting": setting,
+                            "items": items, "path": path}  # fmt: skip
+                    jobs.append(Job(f"{mix}/{task}/{lang}/{setting}/s{seed}", items["prompt"].tolist(), run.sampling,
+                                    batch_size=batch_size, meta=meta))  # fmt: skip
+            if not jobs:
+                continue
+            if engine is None:
+                engine = make_engine(
+                    p.engine,
+                    merged_model,
+                    batch_size=p.batch_size,
+                    dtype=spec.dtype,
+                    tensor_parallel_size=spec.tensor_parallel_size,
+                    max_model_len=spec.max_model_len,
+                    vllm_options=p.vllm.model_dump(),
+                )
+            log.info("%s seed %d: %d partition(s) to generate, %d reused so far (%s)",
+                     mix, seed, len(jobs), n_done, engine.name)  # fmt: skip
+
+            def write_partition(j: int, gens: list[Generation], jobs=jobs, seed=seed, engine=engine) -> None:
+                job = jobs[j]
+                df = _partition_rows(job, gens, seed, model, mix, engine.name)
+                _write_atomic(df, job.meta["path"])
+                frames[job.meta["key"]] = df
+                n_tok, secs = int(df["n_output_tokens"].sum()), float(df["gen_seconds"].sum())
+                n_cut = int(df["prompt_truncated"].sum())
+                log.info(
+                    "%s: %d prompts, %d tokens, %.1f tok/s%s (partition %d/%d of seed %d)",
+                    job.name, len(df), n_tok, n_tok / secs if secs > 0 else 0.0,
+                    f", {n_cut} prompt(s) cut from the left to fit" if n_cut else "", j + 1, len(jobs), seed,
+                )  # fmt: skip
+
+            engine.generate_jobs(jobs, seed, on_job=write_partition)
     finally:
         if engine is not None:
             engine.close()
     if not frames:
         return pd.DataFrame(columns=GENERATION_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[GENERATION_COLUMNS]
+    out = pd.concat([frames[k] for k in sorted(frames)], ignore_index=True)[GENERATION_COLUMNS]
+    n_cut = int(out["prompt_truncated"].sum())
+    if n_cut:
+        log.warning(
+            "%s: %d of %d prompt(s) were longer than max_model_len - max_new_tokens and were cut from the "
+            "left (column prompt_truncated)", mix, n_cut, len(out),
+        )  # fmt: skip
+    return out
 
 
-def _run_pending(engine, pending, sampling: SamplingSpec, seed, model, mix, task, batch_size) -> list[pd.DataFrame]:
-    """Generate the pending partitions of one (task, seed).
-
-    vLLM starts one engine per ``generate`` call (one per seed, as the paper
-    did), so its partitions go in one call; transformers keeps its model
-    loaded and runs partition by partition, writing each as it finishes.
-    """
-    calls = [pending] if engine.name == "vllm" else [[p] for p in pending]
-    frames = []
-    for call in calls:
-        prompts = [pr for _, _, items, _ in call for pr in items["prompt"]]
-        log.info("%s/%s seed %d: generating %d prompts (%s)", mix, task, seed, len(prompts), engine.name)
-        gens = iter(engine.generate(prompts, sampling, seed))
-        for lang, setting, items, path in call:
-            rows = []
-            for it in items.itertuples(index=False):
-                g = next(gens)
-                rows.append(
-                    {
-                        "model": model, "mix": mix, "task": task, "lang": lang, "prompt_setting": setting,
-                        "seed": int(seed), "item_id": it.item_id, "prompt": it.prompt, "output": g.text,
-                        "finish_reason": g.finish_reason, "engine": engine.name, "batch_size": int(batch_size),
-                        "sampling": sampling.to_json(), "n_output_tokens": int(g.n_output_tokens),
-                        "gen_seconds": float(g.seconds),
-                        **{c: getattr(it, c) for c in ITEM_FIELDS},
-                    }
-                )  # fmt: skip
-            df = pd.DataFrame(rows, columns=GENERATION_COLUMNS)
-            _write_atomic(df, path)
-            frames.append(df)
-    return frames
+def _partition_rows(job: Job, gens: list[Generation], seed: int, model: str, mix: str, engine: str) -> pd.DataFrame:
+    """One finished partition's rows (``contracts.GENERATION_COLUMNS``)."""
+    m = job.meta
+    sampling = job.sampling.to_json()
+    rows = []
+    for it, g in zip(m["items"].itertuples(index=False), gens, strict=True):
+        rows.append(
+            {
+                "model": model, "mix": mix, "task": m["task"], "lang": m["lang"], "prompt_setting": m["setting"],
+                "seed": int(seed), "item_id": it.item_id, "prompt": it.prompt, "output": g.text,
+                "finish_reason": g.finish_reason, "engine": engine, "batch_size": int(job.batch_size),
+                "sampling": sampling, "n_output_tokens": int(g.n_output_tokens), "gen_seconds": float(g.seconds),
+                "n_prompt_tokens": int(g.n_prompt_tokens), "prompt_truncated": bool(g.prompt_truncated),
+                **{c: getattr(it, c) for c in ITEM_FIELDS},
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=GENERATION_COLUMNS)
 
 
 def score_xnli_loglik(
