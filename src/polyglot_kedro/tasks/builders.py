@@ -16,14 +16,16 @@ XQuAD ``en:xx`` (English instruction around an xx passage/question) and
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pandas as pd
 
 from polyglot_kedro.contracts import PROMPT_COLUMNS, require_columns
 from polyglot_kedro.prompting import guanaco_prompt
-from polyglot_kedro.tasks.templates import language_parts, load_task_template
+from polyglot_kedro.tasks.templates import load_task_template, task_template
 
+log = logging.getLogger(__name__)
 _NULL = json.dumps(None)
 SETTINGS = {"chat": ("native",), "xquad": ("en:xx", "xx:xx"), "xcsqa": ("xx:xx", "en:xx")}
 
@@ -37,48 +39,49 @@ def prompt_language(setting: str, lang: str) -> str:
     raise ValueError(f"unknown prompt setting {setting!r}; expected en:xx, xx:xx or native")
 
 
-def xquad_prompt(context: str, question: str, prompt_lang: str) -> str:
-    """One XQuAD prompt, ending with the forced answer prefix of ``prompt_lang``.
+def xquad_prompt(context: str, question: str, prompt_lang: str, templates: str = "paper") -> str:
+    """One XQuAD prompt, as the paper's notebook filled its template.
 
     Args:
-        context: the passage (stripped, as the paper did).
-        question: the question (stripped).
-        prompt_lang: language of the instruction, labels, note and prefix.
+        context: the passage (stripped here, as the notebook did).
+        question: the question (stripped here).
+        prompt_lang: language of the template (instruction, labels, answer prefix).
+        templates: ``paper`` (the paper's templates) or ``project`` (the
+            project's own translations); a language the set lacks takes the other's.
 
     Returns:
-        ``### Human: {body}### Assistant: {prefix}``.
+        ``template.format(context=..., question=...).strip()``: ``### Human: ...``
+        up to the forced answer prefix of the Assistant turn.
     """
-    base = load_task_template("xquad")["base"]
-    parts = language_parts("xquad", prompt_lang)
-    body = base["template"].format(context=context.strip(), question=question.strip(), **parts)
-    return f"{guanaco_prompt(body)} {parts['assistant_prefix']}"
+    template, _ = task_template("xquad", prompt_lang, templates)
+    return template.format(context=context.strip(), question=question.strip()).strip()
 
 
-def xquad_answer_close(prompt_lang: str) -> str:
-    """The closing quote that ends an XQuAD answer under ``prompt_lang`` (for answer extraction)."""
-    return language_parts("xquad", prompt_lang)["answer_close"]
-
-
-def xcsqa_prompt(question: str, options: list[str], prompt_lang: str) -> str:
-    """One X-CSQA prompt: instruction, question, options ``A: ...`` to ``E: ...``, forced ``"``.
+def xcsqa_prompt(question: str, options: list[str], prompt_lang: str, templates: str = "paper") -> str:
+    """One X-CSQA prompt, as the paper's notebook filled its template.
 
     Args:
-        question: the question.
+        question: the question (not stripped, as the notebook).
         options: exactly five option texts (used verbatim).
-        prompt_lang: language of the instruction and labels.
+        prompt_lang: language of the template.
+        templates: ``paper`` or ``project`` (see ``xquad_prompt``).
 
     Returns:
-        ``### Human: {body}### Assistant: "``.
+        ``template.format(question=..., answer_a=..., ...).strip()``, ending ``### Assistant: "``.
     """
-    base = load_task_template("xcsqa")["base"]
-    letters = base["letters"]
+    letters = load_task_template("xcsqa")["letters"]
     if len(options) != len(letters):
         raise ValueError(f"X-CSQA needs {len(letters)} options, got {len(options)}")
-    parts = language_parts("xcsqa", prompt_lang)
-    lines = "\n".join(base["option_line"].format(letter=l, option=o) for l, o in zip(letters, options))
-    fields = {"options_end": base["options_end"], **parts}
-    body = base["template"].format(question=question, options=lines, **fields)
-    return f"{guanaco_prompt(body)} {parts['assistant_prefix']}"
+    template, _ = task_template("xcsqa", prompt_lang, templates)
+    answers = {f"answer_{letter.lower()}": option for letter, option in zip(letters, options)}
+    return template.format(question=question, **answers).strip()
+
+
+def _log_sources(task: str, langs: set[str], templates: str) -> None:
+    """Say which prompt languages took the other set's template (never silently)."""
+    other = sorted(lang for lang in langs if task_template(task, lang, templates)[1] != templates)
+    if other:
+        log.info("%s: templates=%s; %s from the other set (%s has none)", task, templates, other, templates)
 
 
 def _select(df: pd.DataFrame, lang: str, limit: int | None, name: str) -> pd.DataFrame:
@@ -125,7 +128,11 @@ def build_chat_prompts(chat_prompts: pd.DataFrame, languages: list[str], limit: 
 
 
 def build_xquad_prompts(
-    xquad_raw: pd.DataFrame, languages: list[str], settings: list[str], limit: int | None = None
+    xquad_raw: pd.DataFrame,
+    languages: list[str],
+    settings: list[str],
+    limit: int | None = None,
+    templates: str = "paper",
 ) -> pd.DataFrame:
     """XQuAD prompts for each language and prompt setting.
 
@@ -134,10 +141,11 @@ def build_xquad_prompts(
         languages: data languages.
         settings: ``en:xx`` and/or ``xx:xx``.
         limit: first ``limit`` questions per language.
+        templates: ``paper`` or ``project`` (``xquad_prompt``).
 
     Returns:
         Prompt table; ``question`` as in the source row, ``reference`` the
-        JSON list of gold answer texts.
+        JSON list of gold answer texts (each stripped, as the notebook's gold).
     """
     require_columns(xquad_raw, ["id", "lang", "context", "question", "answers"], "xquad_raw")
     rows = []
@@ -152,14 +160,19 @@ def build_xquad_prompts(
                 for field in ("context", "question"):
                     if not isinstance(getattr(r, field), str) or not getattr(r, field).strip():
                         raise ValueError(f"{where}: empty field {field!r}")
-                ref = json.dumps(gold_answers(r.answers, where), ensure_ascii=False)
-                prompt = xquad_prompt(r.context, r.question, plang)
+                ref = json.dumps([g.strip() for g in gold_answers(r.answers, where)], ensure_ascii=False)
+                prompt = xquad_prompt(r.context, r.question, plang, templates)
                 rows.append(("xquad", lang, setting, str(r.id), prompt, r.question, _NULL, ref))
+    _log_sources("xquad", {prompt_language(st, lang) for lang in languages for st in settings}, templates)
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
 
 
 def build_xcsqa_prompts(
-    xcsqa_raw: pd.DataFrame, languages: list[str], settings: list[str], limit: int | None = None
+    xcsqa_raw: pd.DataFrame,
+    languages: list[str],
+    settings: list[str],
+    limit: int | None = None,
+    templates: str = "paper",
 ) -> pd.DataFrame:
     """X-CSQA prompts for each language and prompt setting.
 
@@ -168,13 +181,14 @@ def build_xcsqa_prompts(
         languages: data languages.
         settings: ``xx:xx`` (the paper) and/or ``en:xx``.
         limit: first ``limit`` questions per language.
+        templates: ``paper`` or ``project`` (``xquad_prompt``).
 
     Returns:
         Prompt table; ``options`` the JSON list of option texts,
         ``reference`` the JSON gold letter.
     """
     require_columns(xcsqa_raw, ["id", "lang", "question", "options", "answer"], "xcsqa_raw")
-    letters = load_task_template("xcsqa")["base"]["letters"]
+    letters = load_task_template("xcsqa")["letters"]
     rows = []
     for lang in languages:
         items = _select(xcsqa_raw, lang, limit, "xcsqa_raw")
@@ -192,7 +206,8 @@ def build_xcsqa_prompts(
                     raise ValueError(f"{where}: field 'answer' must be one of {letters}, got {r.answer!r}")
                 if not isinstance(r.question, str) or not r.question.strip():
                     raise ValueError(f"{where}: empty field 'question'")
-                prompt = xcsqa_prompt(r.question, options, plang)
+                prompt = xcsqa_prompt(r.question, options, plang, templates)
                 opts = json.dumps(options, ensure_ascii=False)
                 rows.append(("xcsqa", lang, setting, str(r.id), prompt, r.question, opts, json.dumps(answer)))
+    _log_sources("xcsqa", {prompt_language(st, lang) for lang in languages for st in settings}, templates)
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
