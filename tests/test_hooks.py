@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from polyglot_kedro.hooks import export_llm_keys
 
 ENDPOINTS = {"judge": {"api_key_env": "JUDGE_KEY"}, "translator": {}}
@@ -84,3 +86,43 @@ def test_paper_env_resolves_paper_sources_after_the_registry_is_built(project_co
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SOURCE timdettmers/openassistant-guanaco" in result.stdout
     assert "MODEL llama2_7b" in result.stdout
+
+
+# -- one environment: the registry's mixes are the run's mixes (issue 15) -------------------
+
+
+def test_mix_grid_check_names_both_sets():
+    from kedro.pipeline import Pipeline, node, pipeline
+
+    from polyglot_kedro.hooks import check_mix_grid, registry_mixes
+
+    def ident(x):
+        return x
+
+    base = Pipeline([node(ident, "a", "b", name="copy")])
+    registry = {"__default__": pipeline(base, namespace="mono") + pipeline(base, namespace="multi2")
+                + Pipeline([node(ident, "b_all", "c", name="shared")])}  # fmt: skip
+    assert registry_mixes(registry) == {"mono", "multi2"}
+    check_mix_grid(registry_mixes(registry), {"mono": {"kind": "mono"}, "multi2": {}, "multi6": None})  # null = dropped
+    with pytest.raises(ValueError) as info:
+        check_mix_grid({"mono", "multi2"}, {"mono": {}, "multi2": {}, "mt_multi2": {}}, env="paper")
+    message = str(info.value)
+    assert "['mono', 'multi2']" in message and "['mono', 'mt_multi2', 'multi2']" in message
+    assert "mt_multi2" in message and "'paper'" in message
+
+
+def test_session_env_that_differs_from_the_registrys_fails_at_start_up(project_copy):
+    """KedroSession(env='paper') while the registry was built for the default env: an error, not a mixed run."""
+    script = (
+        "try:\n"
+        "    with KedroSession.create(os.getcwd(), env='paper') as s:\n"
+        "        s.load_context()\n"
+        "    print('NO_ERROR')\n"
+        "except ValueError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}
+    result = _run_session_script(project_copy, script, env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ERROR" in result.stdout and "NO_ERROR" not in result.stdout, result.stdout[-2000:]
+    assert "mt_multi2" in result.stdout and "params:mixes" in result.stdout

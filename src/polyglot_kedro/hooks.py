@@ -22,8 +22,45 @@ from polyglot_kedro.pipelines import mix_name_inputs
 logger = logging.getLogger(__name__)
 
 
+def registry_mixes(pipelines: Any) -> set[str]:
+    """The mixes the pipeline registry was built for: the top-level namespaces of ``__default__``.
+
+    Every namespace of this project is a mix (``pipelines.per_mix``); the
+    registry is built before the run's parameters exist, from ``grid.load_mixes``.
+    """
+    default = pipelines.get("__default__") if hasattr(pipelines, "get") else None
+    if default is None:
+        return set()
+    return {n.namespace.split(".", 1)[0] for n in default.nodes if n.namespace}
+
+
+def check_mix_grid(registry: set[str], mixes: dict[str, Any] | None, env: str | None = None) -> None:
+    """The registry's mix set must equal the run's ``params:mixes`` (null mixes dropped).
+
+    Raises:
+        ValueError: naming both sets and what is only in each.
+    """
+    run = {name for name, spec in (mixes or {}).items() if spec is not None}
+    if registry == run:
+        return
+    from polyglot_kedro.project_config import resolve_env
+
+    raise ValueError(
+        f"The pipeline registry was built for mixes {sorted(registry)} (environment {resolve_env()!r}: "
+        f"--env on the command line, else KEDRO_ENV, else local), but the run's params:mixes "
+        f"(environment {env!r}) are {sorted(run)}; only in the registry: {sorted(registry - run)}, only in "
+        f"params:mixes: {sorted(run - registry)}. Name the environment once (kedro run --env ENV, or "
+        f"KEDRO_ENV=ENV for a programmatic session) and change the grid in conf/<env>/parameters*.yml, "
+        f"not with --params."
+    )
+
+
 class ValidateParamsHook:
-    """Validates ``model`` against the registry and the mix grid, once per run."""
+    """Fails the run before any node when its configuration is wrong.
+
+    Checks ``model`` against the registry, the mix grid's specs, and that
+    the pipeline registry was built for the run's mixes (one environment).
+    """
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -33,6 +70,9 @@ class ValidateParamsHook:
             logger.info("Model %r (%s)", spec.name, spec.hub_id or spec.local_path or spec.gguf_file or "built locally")
         if "mixes" in params:
             mix_specs(params["mixes"])
+            from kedro.framework.project import pipelines
+
+            check_mix_grid(registry_mixes(pipelines), params["mixes"], env=context.env)
 
 
 def export_llm_keys(credentials: dict[str, Any], endpoints: dict[str, Any], environ=os.environ) -> list[str]:
