@@ -279,12 +279,15 @@ def test_an_engine_crash_aborts_and_finished_batches_stay_cached(tmp_path, monke
     calls = []
 
     class FakeEngine:  # the first engine answers, the second one dies mid-batch
-        def generate(self, prompts, sampling, *, seed, structured_output=None):
+        def generate_jobs(self, jobs, seed, *, on_item=None, on_job=None, structured_output=None):
             calls.append(seed)
             if len(calls) > 1:
                 raise EngineDeadError("EngineCore encountered an issue. See stack trace for the root cause.")
-            return [Generation(text=f"reply {i}", finish_reason="stop", n_output_tokens=2, seconds=0.0)
-                    for i, _ in enumerate(prompts)]  # fmt: skip
+            gens = [Generation(text=f"reply {i}", finish_reason="stop", n_output_tokens=2, seconds=0.0)
+                    for i, _ in enumerate(jobs[0].prompts)]  # fmt: skip
+            for i, g in enumerate(gens):
+                on_item(0, i, g)
+            return [gens]
 
         def close(self):
             pass

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from polyglot_kedro.prompting import STOP_STRINGS, Turn, cut_at_stop, guanaco_prompt
 
@@ -42,6 +43,20 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     model: str
+    # The completion budget the item got when the in-process overflow policy
+    # "reduce" lowered it (None: the configured max_tokens).
+    max_tokens: int | None = None
+
+
+#: In-process backends: what a prompt that leaves less than ``max_tokens`` of
+#: the model's context becomes. ``fail`` (default): that item's ``FatalError``
+#: with the reason; ``reduce``: the completion gets what is left (recorded in
+#: ``Completion.max_tokens``). Never cut from the left: a judge must read the
+#: whole rubric, a translator the whole text.
+ContextOverflow = Literal["fail", "reduce"]
+
+#: ``on_result(index, outcome)``: one item of ``complete_many`` finished.
+ResultCallback = Callable[[int, "Completion | BackendError"], None]
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -190,7 +205,15 @@ class InProcessBackend:
     the tokenizer and model are loaded once, lazily.
     """
 
-    def __init__(self, *, model_path: str, label: str, sampling: dict[str, Any], dtype: str = "auto"):
+    def __init__(
+        self,
+        *,
+        model_path: str,
+        label: str,
+        sampling: dict[str, Any],
+        dtype: str = "auto",
+        overflow: ContextOverflow = "fail",
+    ):
         """Remember where the model is; nothing is loaded yet.
 
         Args:
@@ -200,11 +223,14 @@ class InProcessBackend:
                 enforced here; a json_schema is refused by ``build_client``).
             dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``, resolved by
                 ``modeling.resolve_dtype`` (the project's one rule: fp32 on CPU).
+            overflow: a prompt that leaves less than ``max_tokens``: see
+                :data:`ContextOverflow`.
         """
         self.model_path = str(model_path)
         self.model = label
         self._sampling = dict(sampling)
         self.dtype = dtype
+        self.overflow = overflow
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
 
@@ -228,9 +254,13 @@ class InProcessBackend:
         """Generate one reply (greedy when temperature is 0).
 
         Raises:
-            FatalError: model folder unloadable, or the prompt alone fills the context.
+            FatalError: model folder unloadable, or the prompt leaves less than
+                ``max_tokens`` of the context (overflow ``fail``; with ``reduce``,
+                only when no token is left).
         """
         import torch
+
+        from polyglot_kedro.engines.base import fit_prompt
 
         with self._lock:
             tokenizer, model = self._load()
@@ -238,11 +268,12 @@ class InProcessBackend:
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
             n_prompt = int(ids["input_ids"].shape[1])
             context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-            max_new = int(self._sampling["max_tokens"])
+            asked = max_new = int(self._sampling["max_tokens"])
             if context:
-                if n_prompt >= context:
-                    raise FatalError(f"prompt of {n_prompt} tokens does not fit the model's context of {context}")
-                max_new = min(max_new, context - n_prompt)
+                fit = fit_prompt(ids["input_ids"][0].tolist(), context, asked, self.overflow)
+                if fit.error:
+                    raise FatalError(fit.error)
+                max_new = fit.max_new_tokens
             temperature = float(self._sampling["temperature"])
             gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": temperature > 0}
             if temperature > 0:
@@ -259,6 +290,7 @@ class InProcessBackend:
                 prompt_tokens=n_prompt,
                 completion_tokens=int(new_tokens.shape[0]),
                 model=self.model,
+                max_tokens=None if max_new == asked else max_new,
             )
 
 
@@ -268,19 +300,32 @@ class VLLMBatchBackend:
     vLLM pays a long start per engine (about a minute on CPU), so this backend
     answers a whole batch per call (``complete_many``) through
     ``polyglot_kedro.engines``' vLLM engine, seeded per engine as the paper
-    did. A prompt that does not fit the model's context is that item's
-    ``FatalError`` (never silently truncated: a judge must read the rubric).
+    did. Each item is handed to ``on_result`` as soon as the engine finishes
+    it (the client caches it then), so a kill loses only unfinished items. A
+    prompt that leaves less than ``max_tokens`` of the model's context is that
+    item's ``FatalError`` with the reason (overflow ``fail``), or gets what is
+    left (``reduce``, recorded in ``Completion.max_tokens``); it is never cut
+    (a judge must read the rubric).
 
     ``json_schema`` is enforced by vLLM's structured outputs (the reply always
     parses and follows the schema); ``json_mode`` alone asks for any JSON
     object, as OpenAI's JSON mode does.
     """
 
-    def __init__(self, *, model_path: str, label: str, sampling: dict[str, Any], dtype: str = "auto"):
+    def __init__(
+        self,
+        *,
+        model_path: str,
+        label: str,
+        sampling: dict[str, Any],
+        dtype: str = "auto",
+        overflow: ContextOverflow = "fail",
+    ):
         self.model_path = str(model_path)
         self.model = label
         self._sampling = dict(sampling)
         self.dtype = dtype
+        self.overflow = overflow
 
     def __repr__(self) -> str:
         return f"VLLMBatchBackend(model={self.model!r}, path={self.model_path!r})"
@@ -292,56 +337,69 @@ class VLLMBatchBackend:
             raise outcome
         return outcome
 
-    def complete_many(self, batch: list[list[dict]], *, seed: int | None) -> list[Completion | BackendError]:
-        """Generate one reply per conversation, in order; per-item errors are returned, not raised."""
+    def complete_many(
+        self, batch: list[list[dict]], *, seed: int | None, on_result: ResultCallback | None = None
+    ) -> list[Completion | BackendError]:
+        """Generate one reply per conversation, in order; per-item errors are returned, not raised.
+
+        Args:
+            batch: the conversations.
+            seed: the engine seed (0 when None).
+            on_result: called with ``(index, outcome)`` as each item finishes
+                (in completion order), before the rest of the batch is done.
+
+        Returns:
+            One ``Completion`` or ``BackendError`` per conversation, in order.
+        """
         from transformers import AutoConfig
 
         from polyglot_kedro.engines import SamplingSpec, make_engine
-        from polyglot_kedro.modeling import load_tokenizer, model_location
+        from polyglot_kedro.engines.base import Job
+        from polyglot_kedro.modeling import model_location
 
-        tokenizer = load_tokenizer(self.model_path)
         where, load_kwargs = model_location(self.model_path)
         context = int(getattr(AutoConfig.from_pretrained(where, **load_kwargs), "max_position_embeddings", 0) or 0)
-        max_new = int(self._sampling["max_tokens"])
+        asked = int(self._sampling["max_tokens"])
         prompts = [messages_to_guanaco(m) for m in batch]
-        n_prompt = [len(tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts]
         outcomes: list[Completion | BackendError | None] = [None] * len(prompts)
-        runnable = []
-        for i, n in enumerate(n_prompt):
-            if context and n + 1 > context:
-                outcomes[i] = FatalError(f"prompt of {n} tokens does not fit the model's context of {context}")
+        sampling = SamplingSpec(
+            temperature=float(self._sampling["temperature"]),
+            top_p=float(self._sampling["top_p"]),
+            top_k=0,
+            frequency_penalty=0.0,
+            max_new_tokens=asked,
+            stop=STOP_STRINGS,
+        )
+        # No free whitespace between JSON tokens: a weak model can otherwise
+        # spend max_tokens on blanks inside a valid-but-unfinished object.
+        structured = None
+        if self._sampling.get("json_schema"):
+            structured = {"json": self._sampling["json_schema"], "disable_any_whitespace": True}
+        elif self._sampling.get("json_mode"):
+            structured = {"json_object": True, "disable_any_whitespace": True}
+
+        def item_done(_job: int, i: int, gen) -> None:
+            if gen.error is not None:
+                outcome: Completion | BackendError = FatalError(gen.error)
             else:
-                runnable.append(i)
-        if runnable:
-            sampling = SamplingSpec(
-                temperature=float(self._sampling["temperature"]),
-                top_p=float(self._sampling["top_p"]),
-                top_k=0,
-                frequency_penalty=0.0,
-                max_new_tokens=max_new,
-                stop=STOP_STRINGS,
-            )
-            # No free whitespace between JSON tokens: a weak model can otherwise
-            # spend max_tokens on blanks inside a valid-but-unfinished object.
-            structured = None
-            if self._sampling.get("json_schema"):
-                structured = {"json": self._sampling["json_schema"], "disable_any_whitespace": True}
-            elif self._sampling.get("json_mode"):
-                structured = {"json_object": True, "disable_any_whitespace": True}
-            engine = make_engine(
-                "vllm", self.model_path, batch_size=len(runnable), dtype=self.dtype, max_model_len=context or 2048
-            )
-            try:
-                generations = engine.generate(
-                    [prompts[i] for i in runnable], sampling, seed=seed or 0, structured_output=structured
-                )
-            finally:
-                engine.close()
-            for i, gen in zip(runnable, generations):
-                outcomes[i] = Completion(
+                outcome = Completion(
                     text=reply_text(gen.text),
-                    prompt_tokens=n_prompt[i],
+                    prompt_tokens=int(gen.n_prompt_tokens),
                     completion_tokens=int(gen.n_output_tokens),
                     model=self.model,
+                    max_tokens=gen.max_new_tokens,
                 )
+            outcomes[i] = outcome
+            if on_result is not None:
+                on_result(i, outcome)
+
+        engine = make_engine(
+            "vllm", self.model_path, batch_size=len(prompts), dtype=self.dtype, max_model_len=context or 2048
+        )
+        try:
+            kwargs = {"structured_output": structured} if structured else {}
+            job = Job("llm batch", prompts, sampling, batch_size=len(prompts), overflow=self.overflow)
+            engine.generate_jobs([job], seed or 0, on_item=item_done, **kwargs)
+        finally:
+            engine.close()
         return outcomes  # type: ignore[return-value]

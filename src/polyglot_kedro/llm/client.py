@@ -400,8 +400,13 @@ class LLMClient:
             by_seed.setdefault(None if c.seed is None else c.seed + request.attempt, []).append((key, request))
         fresh: dict[str, tuple[Completion | None, str | None, int]] = {}
         for seed, items in by_seed.items():
+
+            def cache_item(i: int, outcome, items=items) -> None:  # each item as the engine finishes it
+                if not isinstance(outcome, BackendError):
+                    self.cache.put(items[i][0], CachedCompletion(outcome.text, outcome.prompt_tokens, outcome.completion_tokens, outcome.model))
+
             try:
-                outcomes = self._backend.complete_many([r.messages for _, r in items], seed=seed)
+                outcomes = self._backend.complete_many([r.messages for _, r in items], seed=seed, on_result=cache_item)
             except BackendError as exc:
                 outcomes = [exc] * len(items)
             except Exception as exc:  # a dead engine or a bug: abort; earlier batches are cached
