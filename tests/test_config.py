@@ -137,3 +137,15 @@ def test_transformers_floor_takes_a_warmup_ratio_as_warmup_steps(repo_root, tmp_
     args = TrainingArguments(output_dir=str(tmp_path), warmup_steps=0.25, max_steps=8, report_to=[])
     assert args.get_warmup_steps(8) == 2
     assert _floor(_declared(repo_root)["transformers"]) >= Version("5.0")
+
+
+def test_validation_errors_name_the_field_but_never_print_its_value():
+    """A key pasted under the wrong name must not reach the log through pydantic's error text."""
+    from polyglot_kedro.llm import LLMEndpointConfig
+
+    with pytest.raises(ValueError) as info:
+        LLMEndpointConfig.model_validate({"backend": "openai", "model": "m", "api_key": "sk-pasted-SECRET-1"})
+    assert "api_key" in str(info.value) and "SECRET" not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        MixSpec.model_validate({"kind": "sk-pasted-SECRET-2"})
+    assert "kind" in str(info.value) and "SECRET" not in str(info.value)

@@ -13,9 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
-    """Base for parameter objects: unknown keys are errors."""
+    """Base for parameter objects: unknown keys are errors.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Errors name the field, never its value (``hide_input_in_errors``): a key
+    pasted under a wrong name must not reach the log.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class TinyModelConfig(StrictModel):
