@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pandas as pd
 import pytest
 from .conftest import CHAT, make_generations, submission as submission_of
 
-from polyglot_kedro.contracts import SCORE_COLUMNS
+from polyglot_kedro.contracts import CHAT_LANGUAGE_COLUMNS, JUDGMENT_COLUMNS, SCORE_COLUMNS
+from polyglot_kedro.language_confusion import LanguageConfusionParams, LanguageConfusionScorer, metric_rows
 from polyglot_kedro.pipelines.judging.nodes import detect_chat_languages, judge_chat, sample_items, score_chat
 
 JUDGE = "openai:judge-model"
@@ -166,13 +168,74 @@ def test_score_chat_tidy_rows(generations, judging_params, llm_endpoints, judge_
     assert list(scores.columns) == SCORE_COLUMNS
     assert scores["score"].dtype == "float64" and scores["valid"].dtype == bool
     assert not scores.loc[scores["valid"], "score"].isna().any()  # NaN only where invalid
-    assert scores.groupby("metric").size().to_dict() == {"helpfulness": 8, "io_lang_agreement": 8}
+    # every response has a line of 5+ tokens; en/de have no word-level check
+    assert scores.groupby("metric").size().to_dict() == {
+        "helpfulness": 8, "io_lang_agreement": 8, "lcb_line_pass": 8, "tgt_lang": 8}
     io = scores[scores["metric"] == "io_lang_agreement"].set_index("item_id")["score"].to_dict()
     assert io == {"c1": 1.0, "c2": 1.0, "c3": 1.0, "c4": 1.0, "c5": 1.0, "c6": 1.0, "d1": 0.0, "d2": 1.0}
     invalid = scores[(scores["metric"] == "helpfulness") & ~scores["valid"]].groupby(["mix", "lang"]).size()
     assert invalid.to_dict() == {("mono", "en"): 2}
     assert set(scores.loc[scores["metric"] == "helpfulness", "judge"]) == {JUDGE}
     assert set(scores["engine"]) == {"transformers"}
+
+
+def _zh_generations() -> pd.DataFrame:
+    """The fixture's generations plus three Chinese chat items (word-level language confusion)."""
+    gens = make_generations()
+    zh = gens[gens["item_id"] == "d2"].copy()
+    rows = []
+    for item_id, response in [
+        ("z1", "我们可以使用 machine learning 的方法来解决这个问题，这是一个很好的办法。"),  # English term
+        ("z2", "天空是蓝色的，因为空气中的分子更容易散射蓝色的光。\nThe sky is blue because air scatters blue light."),
+        ("z3", "好的。"),  # no line of 5+ tokens: skipped
+    ]:
+        rows.append(zh.assign(lang="zh", item_id=item_id, output=response, question="为什么天空是蓝色的？请简单解释一下。"))
+    return pd.concat([gens, *rows], ignore_index=True)
+
+
+def test_language_confusion_rows_in_chat_scores(judging_params):
+    """tgt_lang and the LCB rows, one per item/seed, beside unchanged IO agreement and helpfulness."""
+    gens = _zh_generations()
+    langs = detect_chat_languages(gens, judging_params)
+    assert list(langs.columns) == CHAT_LANGUAGE_COLUMNS
+    no_judgments = pd.DataFrame(columns=JUDGMENT_COLUMNS)
+    scores = score_chat(gens, langs, no_judgments)
+    assert list(scores.columns) == SCORE_COLUMNS
+    key = scores.set_index(["metric", "item_id"])
+    assert not key.index.duplicated().any()
+    tgt = key.loc["tgt_lang", "score"].to_dict()
+    assert tgt["d1"] == 0.0 and tgt["d2"] == 1.0 and tgt["z1"] == 1.0  # d1: English answer to German
+    line = key.loc["lcb_line_pass"]
+    assert line.loc["d1", "score"] == 0.0 and line.loc["z1", "score"] == 1.0 and line.loc["z2", "score"] == 0.0
+    assert not line.loc["z3", "valid"] and line.loc["z3", "invalid_reason"].startswith("skipped: no line of >= 5")
+    word = key.loc["lcb_word_pass"]
+    assert set(word.index) == {"z1", "z2", "z3"}  # zh only: no word level for en/de
+    assert (word.loc["z1", "score"], word.loc["z1", "valid"]) == (0.0, True)  # "machine learning"
+    assert not word.loc["z2", "valid"] and word.loc["z2", "invalid_reason"].startswith("line-level error")
+    assert langs.set_index("item_id").loc["z1", "lcb_english_words"] == "machine learning"
+    # the same numbers as the module computes directly
+    lid = LanguageConfusionScorer.from_params(LanguageConfusionParams())
+    for r in gens[gens["task"] == "chat"].to_dict("records"):
+        expected = {m["metric"]: m for m in metric_rows(lid.check(r["output"], r["lang"]))}
+        for metric, m in expected.items():
+            got = key.loc[(metric, r["item_id"])]
+            assert got["valid"] == m["valid"] and (got["score"] == m["score"] or not m["valid"])
+    # parquet round trip of chat_languages keeps the columns' meaning (empty string = no kept line)
+    back = pd.read_parquet(io.BytesIO(langs.to_parquet()))
+    pd.testing.assert_frame_equal(score_chat(gens, back, no_judgments), scores)
+
+
+def test_language_confusion_disabled_adds_no_rows(judging_params):
+    """Off: the chat scores are exactly the IO agreement rows as before."""
+    gens = _zh_generations()
+    off = {**judging_params, "language_confusion": {"enabled": False}}
+    langs = detect_chat_languages(gens, off)
+    assert langs[["tgt_lang_match", "lcb_line_langs", "lcb_english_words"]].isna().all().all()
+    scores = score_chat(gens, langs, pd.DataFrame(columns=JUDGMENT_COLUMNS))
+    assert set(scores["metric"]) == {"io_lang_agreement"}
+    on = score_chat(gens, detect_chat_languages(gens, judging_params), pd.DataFrame(columns=JUDGMENT_COLUMNS))
+    io_on = on[on["metric"] == "io_lang_agreement"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(io_on, scores.reset_index(drop=True))
 
 
 def test_missing_column_fails_with_name(generations, judging_params):

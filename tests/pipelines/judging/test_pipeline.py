@@ -23,6 +23,7 @@ def _catalog(judging: dict, endpoints: dict, base_model: str | None, tmp_path) -
         "base_model": MemoryDataset(base_model),
         "params:judging": MemoryDataset(judging),
         "params:llm_endpoints": MemoryDataset(endpoints),
+        "params:task_scoring": MemoryDataset({"xquad": {"metrics": ["xquad_em", "xquad_f1"]}}),
         **{name: MemoryDataset(mix) for name, mix in mix_name_inputs(MIXES).items()},
     }
     for mix in MIXES:
@@ -58,7 +59,8 @@ def test_sequential_run_http_judge(judging_params, llm_endpoints, judge_server, 
         help_ = scores[scores["metric"] == "helpfulness"].set_index("item_id")
         assert len(help_) == len(CHAT) and help_.loc["d1", "score"] == 1.0 and help_.loc["d1", "raw_score"] == 5.0
         assert help_["valid"].sum() == len(CHAT) - 2
-        assert set(scores["metric"]) == {"helpfulness", "io_lang_agreement", "xquad_em", "xquad_f1", "xcsqa_acc", "xnli_acc"}
+        assert set(scores["metric"]) == {"helpfulness", "io_lang_agreement", "tgt_lang", "lcb_line_pass",
+                                         "xquad_em", "xquad_f1", "xcsqa_acc", "xnli_acc"}
         assert catalog.load(f"{mix}.judging_usage")["mix"].tolist() == [mix]
     # the two mixes hold identical responses: the second is answered from the cache
     assert judge_server.total == len(CHAT)

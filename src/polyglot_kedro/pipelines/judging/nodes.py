@@ -31,6 +31,13 @@ Chat rules (the paper):
   matches;
 * ``io_lang_agreement`` (paper Figure 1) is 1/0 per chat generation, for
   every generation, judged or not;
+* ``language_confusion`` (``polyglot_kedro.language_confusion``, Marchisio
+  et al. 2024): ``lcb_line_pass`` (every line of 5+ tokens in the item's
+  language, fastText lid.176 above 0.3) and ``lcb_word_pass`` (no English
+  word in a line-clean response; ar hi ja ko ru zh only) for every chat
+  generation, a response with no such line an invalid row; ``tgt_lang`` is
+  1/0: the response's language (the IO check's LID) is the item's ``lang``,
+  the intended target, not the prompt's detected language;
 * ``mode: translated`` (paper Appendix C): the instruction and the response
   of every non-English item are translated into English by the translator
   endpoint, and the judge sees the English texts. A failed translation makes
@@ -57,6 +64,13 @@ from polyglot_kedro.contracts import (
     require_columns,
 )
 from polyglot_kedro.judge import parse_verdict, render_judge_messages, render_translation_messages
+from polyglot_kedro.language_confusion import (
+    TARGET_LANG,
+    LanguageConfusionParams,
+    LanguageConfusionScorer,
+    ResponseConfusion,
+    metric_rows,
+)
 from polyglot_kedro.lid import LanguageIdentifier
 
 from .scores import fill_engines, row_label, tidy_frame
@@ -99,6 +113,7 @@ class JudgingParams(StrictModel):
 
     chat: ChatJudgingParams = ChatJudgingParams()
     lid_model_path: str | None = None
+    language_confusion: LanguageConfusionParams = LanguageConfusionParams()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -137,22 +152,30 @@ def sample_items(item_ids: pd.Series, n_items: int | None, seed: int) -> list[st
 
 
 def detect_chat_languages(generations: pd.DataFrame, judging: dict) -> pd.DataFrame:
-    """Language of every chat prompt and response (fastText LID).
+    """Language of every chat prompt and response (fastText LID), and its language confusion.
 
     Args:
         generations: ``{mix}.generations`` rows.
-        judging: ``params:judging`` (``lid_model_path``, ``chat.prompt_lang_source``).
+        judging: ``params:judging`` (``lid_model_path``, ``chat.prompt_lang_source``,
+            ``language_confusion``).
 
     Returns:
-        One row per chat generation: ``model, mix, task, lang, prompt_setting,
-        seed, item_id, instruction, prompt_lang, response_lang, lang_match``.
+        One row per chat generation (``contracts.CHAT_LANGUAGE_COLUMNS``):
+        ``prompt_lang, response_lang, lang_match`` (IO agreement),
+        ``tgt_lang_match`` (response language == the item's ``lang``),
+        ``lcb_line_langs`` (space-joined LID labels of the response's lines
+        of 5+ tokens, ``""`` when it has none) and ``lcb_english_words``
+        (space-joined English words found, word-level languages only);
+        the last three missing with ``language_confusion.enabled: false``.
     """
     params = JudgingParams.model_validate(judging or {})
     require_columns(generations, GENERATION_REQUIRED, "generations")
     chat = generations[generations["task"] == "chat"]
     if chat.empty:
-        return tidy_frame([], CHAT_LANGUAGE_COLUMNS)
+        return _chat_language_frame([])
     lid = LanguageIdentifier(params.lid_model_path)
+    lcb = params.language_confusion
+    confusion = LanguageConfusionScorer.from_params(lcb) if lcb.enabled else None
     cache: dict[str, str] = {}
 
     def lang_of(text: str) -> str:
@@ -170,11 +193,22 @@ def detect_chat_languages(generations: pd.DataFrame, judging: dict) -> pd.DataFr
         response = "" if row["output"] is None else str(row["output"])
         prompt_lang = row["lang"] if params.chat.prompt_lang_source == "label" else lang_of(instruction)
         response_lang = lang_of(response)
-        rows.append(
-            {**{k: row[k] for k in ITEM_KEYS}, "instruction": instruction, "prompt_lang": prompt_lang,
-             "response_lang": response_lang, "lang_match": bool(response_lang) and response_lang == prompt_lang}
-        )
-    return tidy_frame(rows, CHAT_LANGUAGE_COLUMNS)
+        out = {**{k: row[k] for k in ITEM_KEYS}, "instruction": instruction, "prompt_lang": prompt_lang,
+               "response_lang": response_lang, "lang_match": bool(response_lang) and response_lang == prompt_lang}
+        if confusion is not None:
+            checked = confusion.check(response, str(row["lang"]))
+            out.update(tgt_lang_match=bool(response_lang) and response_lang == row["lang"],
+                       lcb_line_langs=" ".join(checked.line_langs), lcb_english_words=" ".join(checked.english_words))
+        rows.append(out)
+    return _chat_language_frame(rows)
+
+
+def _chat_language_frame(rows: list[dict]) -> pd.DataFrame:
+    df = tidy_frame(rows, CHAT_LANGUAGE_COLUMNS)
+    df["tgt_lang_match"] = df["tgt_lang_match"].astype("boolean")
+    for col in ("lcb_line_langs", "lcb_english_words"):
+        df[col] = df[col].astype("str")  # missing (disabled) stays missing
+    return df
 
 
 def judge_chat(
@@ -310,22 +344,32 @@ def judge_chat(
 
 
 def score_chat(generations: pd.DataFrame, chat_languages: pd.DataFrame, chat_judgments: pd.DataFrame) -> pd.DataFrame:
-    """The chat rows of the score table: IO language agreement and helpfulness.
+    """The chat rows of the score table: language metrics and helpfulness.
 
     Args:
         generations: ``{mix}.generations`` (the engine of each scored output).
         chat_languages: ``detect_chat_languages`` output (``io_lang_agreement``,
-            paper Figure 1: 1/0 for every chat generation).
+            paper Figure 1: 1/0 for every chat generation; ``tgt_lang``,
+            ``lcb_line_pass``, ``lcb_word_pass`` where language confusion was
+            computed).
         chat_judgments: ``judge_chat`` output (``helpfulness``).
 
     Returns:
-        ``contracts.SCORE_COLUMNS`` rows, metrics ``io_lang_agreement`` and ``helpfulness``.
+        ``contracts.SCORE_COLUMNS`` rows, metrics ``io_lang_agreement``,
+        ``tgt_lang``, ``lcb_line_pass``, ``lcb_word_pass`` and ``helpfulness``.
     """
     rows: list[dict] = []
     for r in chat_languages.to_dict("records"):
-        rows.append({**{k: r[k] for k in ITEM_KEYS}, "metric": "io_lang_agreement", "score": float(bool(r["lang_match"])),
-                     "valid": True, "invalid_reason": None, "prompt_lang": r["prompt_lang"],
-                     "response_lang": r["response_lang"], "lang_match": bool(r["lang_match"])})  # fmt: skip
+        base = {**{k: r[k] for k in ITEM_KEYS}, "prompt_lang": r["prompt_lang"], "response_lang": r["response_lang"]}
+        rows.append({**base, "metric": "io_lang_agreement", "score": float(bool(r["lang_match"])), "valid": True,
+                     "invalid_reason": None, "lang_match": bool(r["lang_match"])})  # fmt: skip
+        if pd.isna(r.get("lcb_line_langs", None)):
+            continue  # language confusion not computed (judging.language_confusion.enabled: false)
+        rows.append({**base, "metric": TARGET_LANG, "score": float(bool(r["tgt_lang_match"])), "valid": True,
+                     "invalid_reason": None})  # fmt: skip
+        checked = ResponseConfusion(lang=str(r["lang"]), line_langs=tuple(str(r["lcb_line_langs"]).split()),
+                                    english_words=tuple(str(r["lcb_english_words"]).split()))
+        rows += [{**base, **m} for m in metric_rows(checked)]
     for r in chat_judgments.to_dict("records"):
         rows.append({**{k: r[k] for k in ITEM_KEYS}, "metric": "helpfulness",
                      **{k: r[k] for k in ("score", "valid", "invalid_reason", "raw_score", "prompt_lang",
