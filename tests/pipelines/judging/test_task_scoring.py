@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from .conftest import make_xnli
 
 from polyglot_kedro.contracts import SCORE_COLUMNS
 from polyglot_kedro.pipelines.judging.scores import collect_scores, tidy_frame
 from polyglot_kedro.pipelines.judging.task_scoring import score_tasks
+
+from .conftest import make_xnli
 
 
 def test_score_tasks_tidy_rows(generations):
@@ -67,3 +68,53 @@ def test_collect_scores_chat_rows_then_task_rows(generations):
     pd.testing.assert_frame_equal(scores.iloc[1:].reset_index(drop=True), tasks)
     empty = collect_scores(tidy_frame([], SCORE_COLUMNS), tidy_frame([], SCORE_COLUMNS), "mono")
     assert list(empty.columns) == SCORE_COLUMNS and empty.empty
+
+
+@pytest.mark.parametrize(
+    "task_scoring, metrics",
+    [
+        (None, ["xquad_em", "xquad_f1"]),
+        ({"xquad": {"metrics": ["xquad_match"]}}, ["xquad_match"]),
+        ({"xquad": {"metrics": ["xquad_match", "xquad_em", "xquad_f1"]}}, ["xquad_match", "xquad_em", "xquad_f1"]),
+    ],
+)
+def test_xquad_metrics_are_selected_by_params(generations, task_scoring, metrics):
+    scores = score_tasks(generations, None, "mono", task_scoring)
+    xquad = scores[scores["task"] == "xquad"]
+    assert xquad.groupby("item_id")["metric"].agg(list).to_dict() == {"q1": metrics, "q2": metrics}
+    assert xquad["em"].notna().all() and xquad["f1"].notna().all()  # carried whatever is emitted
+
+
+@pytest.mark.parametrize("rule, q1, q2", [("exact_match", 1.0, 0.0), ("gold_contained", 1.0, 0.0)])
+def test_xquad_match_rule_and_its_record(generations, rule, q1, q2):
+    params = {"xquad": {"metrics": ["xquad_match"], "match": rule}}
+    by = score_tasks(generations, None, "mono", params).set_index(["metric", "item_id"])
+    assert by.loc[("xquad_match", "q1"), "score"] == q1 and by.loc[("xquad_match", "q2"), "score"] == q2
+    assert set(by.loc["xquad_match", "judge_mode"]) == {rule}
+
+
+def test_xquad_match_rules_differ_where_the_answer_holds_more_than_the_gold(generations):
+    """'308 points' holds the gold '308' and is not equal to it; English EM/F1 use the official SQuAD rule."""
+    gens = generations[generations["item_id"] == "q1"].assign(
+        output='308 points, all told"', reference='["308", "711,988"]'
+    )
+
+    def score(rule, metric):
+        params = {"xquad": {"metrics": ["xquad_match", "xquad_em", "xquad_f1"], "match": rule}}
+        return score_tasks(gens, None, "mono", params).set_index("metric").loc[metric, "score"]
+
+    assert score("exact_match", "xquad_match") == 0.0 and score("gold_contained", "xquad_match") == 1.0
+    assert score("exact_match", "xquad_em") == 0.0
+    assert score("exact_match", "xquad_f1") == pytest.approx(2 * (1 / 4) * 1.0 / (1 / 4 + 1.0))  # 1 of 4 answer tokens
+    official = gens.assign(output='711988"')  # SQuAD deletes the comma: 711,988 == 711988
+    em = score_tasks(official, None, "mono", {"xquad": {"metrics": ["xquad_em"]}}).set_index("metric")
+    assert em.loc["xquad_em", "score"] == 1.0
+
+
+def test_task_scoring_params_are_checked(generations):
+    with pytest.raises(ValueError, match="metrics"):
+        score_tasks(generations, None, "mono", {"xquad": {"metrics": ["xquad_bleu"]}})
+    with pytest.raises(ValueError, match="match"):
+        score_tasks(generations, None, "mono", {"xquad": {"match": "fuzzy"}})
+    with pytest.raises(ValueError, match="metrics"):
+        score_tasks(generations, None, "mono", {"xquad": {"metrics": []}})

@@ -29,7 +29,12 @@ def create_base_pipeline() -> Pipeline:
                 name="judge_chat",
             ),
             node(score_chat, ["generations", "chat_languages", "chat_judgments"], "chat_scores", name="score_chat"),
-            node(score_tasks, ["generations", "xnli_loglik", "params:mix_name"], "task_scores", name="score_tasks"),
+            node(
+                score_tasks,
+                ["generations", "xnli_loglik", "params:mix_name", "params:task_scoring"],
+                "task_scores",
+                name="score_tasks",
+            ),
             node(collect_scores, ["chat_scores", "task_scores", "params:mix_name"], "scores", name="collect_scores"),
         ]
     )

@@ -3,11 +3,17 @@
 The scorers are ``polyglot_kedro.scoring``'s; this node applies them to one
 mix's rows and writes tidy ``contracts.SCORE_COLUMNS`` rows:
 
-* XQuAD (``xquad_em``, ``xquad_f1``): the paper's post-processing, then SQuAD
-  EM / token F1, the maximum over the gold answers. The question (stripped
-  when the model repeats it) and the gold answers come from the prompt
-  builder through the ``question`` and ``reference`` columns of
-  ``{mix}.generations``, never from the prompt text.
+* XQuAD: the paper's post-processing, then the metrics that
+  ``params:task_scoring`` (``xquad.metrics``) selects: ``xquad_match``, the
+  paper's 0/1 "matches the ground truth after minimal postprocessing" under
+  ``xquad.match`` (``exact_match`` or ``gold_contained``; the rule is written
+  into ``judge_mode``), and SQuAD v1.1 ``xquad_em`` / ``xquad_f1`` (the
+  official normalisation for English, its multilingual extension for the
+  others: ``polyglot_kedro.scoring``), the maximum over the gold answers.
+  Every XQuAD row carries ``em`` and ``f1`` whichever metrics are emitted.
+  The question (stripped when the model repeats it) and the gold answers
+  come from the prompt builder through the ``question`` and ``reference``
+  columns of ``{mix}.generations``, never from the prompt text.
 * X-CSQA (``xcsqa_acc``): the first option letter of the answer against the
   gold letter (``reference``); an answer without a letter counts as wrong and
   says so in ``invalid_reason``, but stays valid.
@@ -23,10 +29,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
+from polyglot_kedro.config import StrictModel
 from polyglot_kedro.contracts import (
     GENERATION_REQUIRED,
     ITEM_KEYS,
@@ -34,11 +42,32 @@ from polyglot_kedro.contracts import (
     XNLI_LOGLIK_REQUIRED,
     require_columns,
 )
-from polyglot_kedro.scoring import extract_xcsqa_letter, score_xquad, xnli_correct
+from polyglot_kedro.scoring import (
+    MatchRule,
+    extract_xcsqa_letter,
+    score_xquad,
+    xnli_correct,
+)
 
 from .scores import fill_engines, row_label, tidy_frame
 
 SCORED_TASKS = ("xquad", "xcsqa")
+XquadMetric = Literal["xquad_match", "xquad_em", "xquad_f1"]
+
+
+class XquadScoringParams(StrictModel):
+    """``task_scoring.xquad``."""
+
+    # Emitted metrics, in this order; at least one.
+    metrics: list[XquadMetric] = Field(default_factory=lambda: ["xquad_em", "xquad_f1"], min_length=1)
+    # The paper's 0/1 rule (xquad_match): the released files do not settle it.
+    match: MatchRule = "exact_match"
+
+
+class TaskScoringParams(StrictModel):
+    """``params:task_scoring`` (conf/base/parameters_judging.yml)."""
+
+    xquad: XquadScoringParams = XquadScoringParams()
 
 
 def _reference(value: Any, where: str) -> Any:
@@ -50,7 +79,7 @@ def _reference(value: Any, where: str) -> Any:
         raise ValueError(f"{where}: field 'reference' is not JSON ({exc}): {value!r}") from exc
 
 
-def _xquad_rows(r: dict) -> list[dict]:
+def _xquad_rows(r: dict, p: XquadScoringParams) -> list[dict]:
     where = row_label(r)
     golds = _reference(r["reference"], where)
     golds = [golds] if isinstance(golds, str) else [str(g) for g in golds]
@@ -58,10 +87,12 @@ def _xquad_rows(r: dict) -> list[dict]:
         raise ValueError(f"{where}: field 'reference' has no gold answer")
     if not isinstance(r["question"], str):
         raise ValueError(f"{where}: field 'question' is not a text: {r['question']!r}")
-    s = score_xquad("" if r["output"] is None else r["output"], golds, r["question"])
+    s = score_xquad("" if r["output"] is None else r["output"], golds, r["question"], r["lang"], p.match)
     base = {**{k: r[k] for k in ITEM_KEYS}, "valid": True, "invalid_reason": None, "em": s["em"], "f1": s["f1"],
             "pred": s["pred"], "gold": json.dumps(golds, ensure_ascii=False)}  # fmt: skip
-    return [{**base, "metric": "xquad_em", "score": s["em"]}, {**base, "metric": "xquad_f1", "score": s["f1"]}]
+    value = {"xquad_match": s["match"], "xquad_em": s["em"], "xquad_f1": s["f1"]}
+    mode = {"xquad_match": p.match}
+    return [{**base, "metric": m, "score": value[m], "judge_mode": mode.get(m)} for m in p.metrics]
 
 
 def _xcsqa_row(r: dict) -> dict:
@@ -89,7 +120,9 @@ def _xnli_row(r: dict, model: str | None, mix_name: str) -> dict:
             "engine": r.get("engine", "lm-eval")}  # fmt: skip
 
 
-def score_tasks(generations: pd.DataFrame, xnli_loglik: pd.DataFrame | None, mix_name: str) -> pd.DataFrame:
+def score_tasks(
+    generations: pd.DataFrame, xnli_loglik: pd.DataFrame | None, mix_name: str, task_scoring: dict | None = None
+) -> pd.DataFrame:
     """Score one mix's XQuAD, X-CSQA and XNLI items.
 
     Args:
@@ -98,22 +131,25 @@ def score_tasks(generations: pd.DataFrame, xnli_loglik: pd.DataFrame | None, mix
         xnli_loglik: ``{mix}.xnli_loglik`` (``contracts.XNLI_LOGLIK_REQUIRED``);
             ``None`` or a frame without columns: no XNLI rows.
         mix_name: ``params:mix_name``; the ``mix`` of XNLI rows that lack one.
+        task_scoring: ``params:task_scoring`` (``TaskScoringParams``; None:
+            its defaults, SQuAD ``xquad_em`` and ``xquad_f1``).
 
     Returns:
-        ``contracts.SCORE_COLUMNS`` rows, metrics ``xquad_em``, ``xquad_f1``,
+        ``contracts.SCORE_COLUMNS`` rows, metrics ``task_scoring.xquad.metrics``,
         ``xcsqa_acc``, ``xnli_acc``.
 
     Raises:
         ValueError: a missing column, an unknown task, or an unreadable
             ``reference`` / ``question`` (the message names the row).
     """
+    p = TaskScoringParams.model_validate(task_scoring or {})
     require_columns(generations, GENERATION_REQUIRED, "generations")
     unknown = sorted(set(generations["task"]) - {"chat", *SCORED_TASKS})
     if unknown:
         raise ValueError(f"generations: unknown task(s) {unknown}; expected chat, xquad, xcsqa")
     rows: list[dict] = []
     for r in generations[generations["task"] == "xquad"].to_dict("records"):
-        rows += _xquad_rows(r)
+        rows += _xquad_rows(r, p.xquad)
     for r in generations[generations["task"] == "xcsqa"].to_dict("records"):
         rows.append(_xcsqa_row(r))
     if xnli_loglik is not None and len(xnli_loglik.columns):
