@@ -112,8 +112,9 @@ class OpenAIBackend:
             "messages": messages,
             "temperature": self._sampling["temperature"],
             "top_p": self._sampling["top_p"],
-            "max_tokens": self._sampling["max_tokens"],
         }
+        if self._sampling["max_tokens"] is not None:  # None: send none (the endpoint's limit)
+            kwargs["max_tokens"] = self._sampling["max_tokens"]
         if seed is not None:
             kwargs["seed"] = seed
         if self._sampling.get("json_schema"):

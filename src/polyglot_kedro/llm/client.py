@@ -88,7 +88,9 @@ class LLMEndpointConfig(StrictModel):
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int | None = 42
-    max_tokens: int = Field(512, ge=1)
+    # null: no max_tokens in the request (the endpoint's own limit), as the
+    # paper's judge; openai backend only (an in-process model needs a bound).
+    max_tokens: int | None = Field(512, ge=1)
     json_mode: bool = False
     # A JSON schema the reply must follow (structured outputs: OpenAI and
     # `vllm serve` via response_format json_schema, in-process vLLM via
@@ -122,6 +124,8 @@ class LLMEndpointConfig(StrictModel):
                 f"endpoint {self.model!r}: json_schema needs backend 'openai' or inprocess_engine 'vllm' "
                 "(the in-process transformers backend cannot constrain its output)"
             )
+        if self.max_tokens is None and self.backend == "inprocess":
+            raise ValueError(f"endpoint {self.model!r}: max_tokens null (none sent) needs backend 'openai'")
         return self
 
 
