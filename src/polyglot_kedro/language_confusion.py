@@ -209,7 +209,7 @@ class LanguageConfusionScorer:
         self._labels: dict[str, str] = {}
 
     @classmethod
-    def from_params(cls, params: LanguageConfusionParams) -> "LanguageConfusionScorer":
+    def from_params(cls, params: LanguageConfusionParams) -> LanguageConfusionScorer:
         """Build from ``judging.language_confusion``."""
         return cls(LanguageIdentifier(params.lid_model_path, revision=params.lid_revision), params.label_mode)
 
