@@ -126,3 +126,24 @@ def test_session_env_that_differs_from_the_registrys_fails_at_start_up(project_c
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ERROR" in result.stdout and "NO_ERROR" not in result.stdout, result.stdout[-2000:]
     assert "mt_multi2" in result.stdout and "params:mixes" in result.stdout
+
+
+def test_mix_name_params_come_from_kedros_feed_dict_shape():
+    """after_catalog_created gets Kedro's feed dict: the parameter tree under "parameters"."""
+    from kedro.io import DataCatalog
+
+    from polyglot_kedro.hooks import MixNameParamsHook, RunInfoHook
+
+    params = {"mixes": {"mono": {"kind": "mono"}, "dropped": None, "multi2": {"kind": "multi", "n_languages": 2}}}
+    feed = {"parameters": params, "params:mixes": params["mixes"]}
+    catalog = DataCatalog()
+    MixNameParamsHook().after_catalog_created(catalog=catalog, parameters=feed)
+    assert catalog.load("params:mono.mix_name") == "mono"
+    assert catalog.load("params:multi2.mix_name") == "multi2"
+    assert "params:dropped.mix_name" not in catalog
+    RunInfoHook().after_catalog_created(catalog=catalog, parameters=feed, save_version="v1", load_versions={})
+    info = catalog.load("run_info")
+    assert info["save_version"] == "v1" and len(info["params_sha256"]) == 64
+    other = {"parameters": {"mixes": {"mono": {"kind": "mono"}}}}
+    RunInfoHook().after_catalog_created(catalog=catalog, parameters=other, save_version="v1", load_versions={})
+    assert catalog.load("run_info")["params_sha256"] != info["params_sha256"]

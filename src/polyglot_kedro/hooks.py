@@ -123,9 +123,18 @@ class MixNameParamsHook:
 
     @hook_impl
     def after_catalog_created(self, catalog, parameters: dict[str, Any]) -> None:
-        mixes = (parameters or {}).get("mixes") or {}
+        mixes = run_parameters(parameters).get("mixes") or {}
         for name, value in mix_name_inputs(m for m, spec in mixes.items() if spec is not None).items():
             catalog[name] = value
+
+
+def run_parameters(feed_dict: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's parameters from ``after_catalog_created``'s ``parameters`` argument.
+
+    Kedro hands that hook its feed dict: the whole parameter tree under
+    ``"parameters"`` beside one ``"params:<key>"`` entry per key.
+    """
+    return dict((feed_dict or {}).get("parameters") or {})
 
 
 def git_state(path: str | Path) -> tuple[str | None, bool | None]:
@@ -173,7 +182,7 @@ class RunInfoHook:
             "git_commit": commit,
             "git_dirty": dirty,
             "env": self._env,
-            "params_sha256": params_sha256(parameters or {}),
+            "params_sha256": params_sha256(run_parameters(parameters)),
             "save_version": save_version,
             "load_versions": dict(load_versions or {}),
             "kedro_version": kedro.__version__,
