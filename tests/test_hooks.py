@@ -8,9 +8,13 @@ import sys
 
 import pytest
 
-from polyglot_kedro.hooks import export_llm_keys
+from polyglot_kedro.hooks import register_llm_keys
 
-ENDPOINTS = {"judge": {"api_key_env": "JUDGE_KEY"}, "translator": {}}
+ENDPOINTS = {
+    "judge": {"backend": "openai", "model": "gpt-judge", "api_key_env": "JUDGE_KEY"},
+    "translator": {"backend": "openai", "model": "gpt-mt", "base_url": "https://mt.example/v1"},
+    "local": {"backend": "inprocess", "model": "base_model-inprocess"},
+}
 
 
 _BOOTSTRAP = (
@@ -27,35 +31,64 @@ def _run_session_script(project, body: str, env: dict | None = None) -> subproce
                           text=True, timeout=300)  # fmt: skip
 
 
-def test_default_and_per_endpoint_keys():
-    env: dict[str, str] = {}
-    exported = export_llm_keys(
-        {"llm_endpoint": {"api_key": "sk-default"}, "llm_endpoints": {"judge": {"api_key": "sk-judge"}}}, ENDPOINTS, env
+@pytest.fixture
+def key_registry(monkeypatch):
+    """The client's in-process key registry, empty before and after; no key variables in the environment."""
+    from polyglot_kedro.llm.client import clear_api_keys
+
+    for var in ("OPENAI_API_KEY", "JUDGE_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    clear_api_keys()
+    yield
+    clear_api_keys()
+
+
+def test_keys_go_to_the_client_never_into_the_environment(key_registry, monkeypatch):
+    from polyglot_kedro.llm import LLMEndpointConfig, resolve_api_key
+
+    registered = register_llm_keys(
+        {"llm_endpoint": {"api_key": "sk-default"}, "llm_endpoints": {"judge": {"api_key": "sk-judge"}}}, ENDPOINTS
     )
-    assert env == {"JUDGE_KEY": "sk-judge", "OPENAI_API_KEY": "sk-default"}
-    assert sorted(exported) == ["JUDGE_KEY", "OPENAI_API_KEY"]
+    assert registered == ["judge", "translator"]  # not the in-process endpoint: it needs no key
+    assert "OPENAI_API_KEY" not in os.environ and "JUDGE_KEY" not in os.environ
+    judge, translator = (LLMEndpointConfig.model_validate(ENDPOINTS[n]) for n in ("judge", "translator"))
+    assert resolve_api_key(judge, None) == "sk-judge"
+    assert resolve_api_key(translator, None) == "sk-default"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    assert resolve_api_key(translator, None) == "sk-from-env"  # the environment wins, as before
+    assert register_llm_keys({}, ENDPOINTS) == []
 
 
-def test_environment_wins_and_missing_keys_are_skipped():
-    env = {"OPENAI_API_KEY": "sk-from-env"}
-    assert export_llm_keys({"llm_endpoint": {"api_key": "sk-file"}}, ENDPOINTS, env) == ["JUDGE_KEY"]
-    assert env["OPENAI_API_KEY"] == "sk-from-env"
-    assert export_llm_keys({}, ENDPOINTS, {}) == []
+def test_two_endpoints_one_slot_two_keys_is_an_error_naming_them_not_the_keys(key_registry):
+    endpoints = {"a": {"backend": "openai", "model": "gpt-x"}, "b": {"backend": "openai", "model": "gpt-x"}}
+    credentials = {"llm_endpoints": {"a": {"api_key": "sk-a-SECRET"}, "b": {"api_key": "sk-b-SECRET"}}}
+    with pytest.raises(ValueError) as info:
+        register_llm_keys(credentials, endpoints)
+    assert "'a'" in str(info.value) and "'b'" in str(info.value) and "api_key_env" in str(info.value)
+    assert "SECRET" not in str(info.value)
 
 
-def test_credentials_file_reaches_the_run_without_being_logged(project_copy):
+def test_credentials_file_reaches_the_client_not_the_environment_nor_the_logs(project_copy):
     (project_copy / "conf" / "local" / "credentials.yml").write_text("llm_endpoint:\n  api_key: sk-hook-SECRET-7\n")
     script = (
-        "with KedroSession.create(os.getcwd()) as s:\n"
-        "    s.load_context()\n"
-        "print('KEY_SET' if os.environ.get('OPENAI_API_KEY') == 'sk-hook-SECRET-7' else 'KEY_MISSING')\n"
+        "import subprocess, sys\n"
+        "from polyglot_kedro.llm import LLMEndpointConfig, resolve_api_key\n"
+        "tr = {'backend': 'openai', 'model': 'gpt-x', 'base_url': 'https://api.example.com/v1'}\n"
+        "with KedroSession.create(os.getcwd(), runtime_params={'llm_endpoints': {'translator': tr}}) as s:\n"
+        "    ctx = s.load_context()\n"
+        "cfg = LLMEndpointConfig.model_validate(ctx.params['llm_endpoints']['translator'])\n"
+        "print('KEY_SET' if resolve_api_key(cfg, None) == 'sk-hook-SECRET-7' else 'KEY_MISSING')\n"
+        "print('ENV_CLEAN' if 'sk-hook-SECRET-7' not in repr(dict(os.environ)) else 'ENV_HAS_KEY')\n"
+        "child = subprocess.run([sys.executable, '-c', 'import os; print(repr(dict(os.environ)))'],\n"
+        "                       capture_output=True, text=True).stdout\n"
+        "print('CHILD_CLEAN' if 'sk-hook-SECRET-7' not in child else 'CHILD_HAS_KEY')\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "KEDRO_ENV")}
     result = _run_session_script(project_copy, script, env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "KEY_SET" in result.stdout
-    assert "sk-hook-SECRET-7" not in result.stdout.replace("KEY_SET", "") + result.stderr
-    assert "OPENAI_API_KEY" in result.stdout + result.stderr  # the variable name is logged, not its value
+    assert "KEY_SET" in result.stdout and "ENV_CLEAN" in result.stdout and "CHILD_CLEAN" in result.stdout, result.stdout
+    assert "sk-hook-SECRET-7" not in result.stdout + result.stderr
+    assert "'translator'" in result.stdout + result.stderr  # the endpoint's name is logged, not the key
 
 
 def test_no_credentials_file_is_fine(project_copy):

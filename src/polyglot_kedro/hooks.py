@@ -1,13 +1,13 @@
 """Start-up hooks: fail before any node runs when the configuration is wrong,
 give each mix's namespace its name, record what the run is (``run_info``),
-and hand API keys from ``conf/local/credentials.yml`` to the LLM client."""
+and hand API keys from ``conf/local/credentials.yml`` to the LLM client (never to
+``os.environ``, which every child process would inherit)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -75,33 +75,51 @@ class ValidateParamsHook:
             check_mix_grid(registry_mixes(pipelines), params["mixes"], env=context.env)
 
 
-def export_llm_keys(credentials: dict[str, Any], endpoints: dict[str, Any], environ=os.environ) -> list[str]:
-    """Put endpoint API keys from Kedro credentials where the client reads them.
+def register_llm_keys(credentials: dict[str, Any], endpoints: dict[str, Any]) -> list[str]:
+    """Hand endpoint API keys from Kedro credentials to the LLM client of this process.
 
     ``credentials.yml`` may hold ``llm_endpoint: {api_key}`` (every endpoint)
-    and/or ``llm_endpoints: {<name>: {api_key}}`` (one endpoint). Each key goes
-    into the environment variable named by that endpoint's ``api_key_env``
-    (default ``OPENAI_API_KEY``) -- the variable the openai SDK and our client
-    read -- unless the variable is already set (the environment wins). The key
-    itself is never logged.
+    and/or ``llm_endpoints: {<name>: {api_key}}`` (one endpoint). Each key is
+    registered for its endpoint (``llm.client.register_api_key``: base URL,
+    model, ``api_key_env``), not put into ``os.environ``, so child processes do
+    not inherit it. A variable set in the environment still wins (the client
+    reads it first). In-process endpoints need no key. Keys are never logged.
 
     Returns:
-        The names of the variables that were set.
+        The names of the endpoints that got a key.
+
+    Raises:
+        ValueError: two endpoints share a slot but have different keys; the
+            message names the endpoints, never a key.
     """
+    from polyglot_kedro.llm.client import api_key_slot, register_api_key
+
     default = (credentials.get("llm_endpoint") or {}).get("api_key")
     per_endpoint = credentials.get("llm_endpoints") or {}
-    exported = []
-    for name, cfg in (endpoints or {}).items():
+    planned: dict[tuple, tuple[str, str]] = {}
+    for name, cfg in sorted((endpoints or {}).items()):
+        cfg = cfg or {}
         key = (per_endpoint.get(name) or {}).get("api_key") or default
-        var = (cfg or {}).get("api_key_env", "OPENAI_API_KEY")
-        if key and not environ.get(var):
-            environ[var] = str(key)
-            exported.append(var)
-    return exported
+        if not key or cfg.get("backend", "openai") != "openai":
+            continue
+        slot = api_key_slot(cfg)
+        if slot in planned and planned[slot][1] != str(key):
+            raise ValueError(
+                f"credentials.yml gives endpoints {planned[slot][0]!r} and {name!r} different API keys, but they "
+                f"share base_url, model and api_key_env {slot[2]!r}: give one of them its own api_key_env"
+            )
+        planned[slot] = (name, str(key))
+    registered = []
+    for name, cfg in sorted((endpoints or {}).items()):
+        slot = api_key_slot(cfg or {}) if (cfg or {}).get("backend", "openai") == "openai" else None
+        if slot in planned:
+            register_api_key(cfg, planned[slot][1])
+            registered.append(name)
+    return registered
 
 
 class LLMCredentialsHook:
-    """Reads ``conf/<env>/credentials.yml`` once per run (see ``export_llm_keys``)."""
+    """Reads ``conf/<env>/credentials.yml`` once per run (see ``register_llm_keys``)."""
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -109,9 +127,10 @@ class LLMCredentialsHook:
             credentials = context.config_loader["credentials"]
         except (KeyError, MissingConfigException):  # no credentials file in any environment
             return
-        exported = export_llm_keys(credentials or {}, context.params.get("llm_endpoints", {}))
-        if exported:
-            logger.info("LLM API key(s) from credentials.yml exported to %s", ", ".join(sorted(set(exported))))
+        registered = register_llm_keys(credentials or {}, context.params.get("llm_endpoints", {}))
+        if registered:
+            logger.info("LLM API key(s) from credentials.yml handed to the client for endpoint(s) %s",
+                        ", ".join(repr(n) for n in registered))  # fmt: skip
 
 
 class MixNameParamsHook:

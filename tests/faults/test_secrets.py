@@ -1,8 +1,10 @@
 """A fake API key goes through a real translation run (``kedro run``, the key in the
 copy's ``conf/local/credentials.yml``, as a user would keep it) and a judging run (key in the environment)
-against the local server, with injected faults so the error paths log too; then every
-log (captured, the run's stdout/stderr, ``data/08_reporting/run.log``) and every file
-the runs wrote (parquet, csv, json, the SQLite cache and its WAL) is searched for it.
+against the local server, with injected faults so the error paths log too; the HTML
+report is rendered from the runs' usage ledgers (the cost table) and the run's
+provenance; then every log (captured, the run's stdout/stderr,
+``data/08_reporting/run.log``) and every file the runs wrote (parquet, csv, json, the
+HTML report, the SQLite cache and its WAL) is searched for it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from llm_server import LLMTestServer, make_tiny_causal_lm
 from tests.conftest import copy_project
 
 from polyglot_kedro.pipelines.judging.nodes import detect_chat_languages, judge_chat
+from polyglot_kedro.pipelines.reporting.inputs import summarize_costs
+from polyglot_kedro.pipelines.reporting.render import render_report
+from polyglot_kedro.project_config import load_parameters
 
 from .conftest import FAKE_KEY, RandomFaults, chat_generations, judge_endpoint, judge_reply
 
@@ -71,9 +78,21 @@ def test_fake_api_key_leaves_no_trace(tmp_path, monkeypatch, caplog, fault_figur
         judging_faults = sum(server.faults.planned.values())
         auth = set(server.auth_headers)
 
+    # the HTML report over the runs' ledgers (its cost table) and provenance, as the reporting stage renders it
+    costs = summarize_costs(pd.read_parquet(project / "data" / "08_reporting" / "translation_usage.parquet"), mono=usage)
+    report_params = load_parameters(project / "conf")["reporting"]
+    html = render_report({"figures": [], "notes": []}, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                         costs, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(columns=["seed"]),
+                         {"mono": {"kind": "mono"}}, "tiny_llama", report_params,
+                         {"env": "local", "params_sha256": "-", "git_commit": None})  # fmt: skip
+    report = project / "data" / "08_reporting" / "report.html"
+    report.write_text(html, encoding="utf-8")
+    assert "gpt-fault" in html and "judge-model" in html  # both ledgers reached the report
+
     assert f"Bearer {FAKE_KEY}" in auth  # the key really was sent: the search below means something
     assert b"translate_prompts" in (project / "data" / "08_reporting" / "run.log").read_bytes()
     assert list((project / "data" / "02_intermediate" / "llm_cache").glob("completions.sqlite*"))
+    assert report.stat().st_size > 0
     assert judgments["valid"].all() and len(judgments) == len(gens)
     logs = run.stdout + run.stderr + caplog.text.encode() + "\n".join(repr(r.__dict__) for r in caplog.records).encode()
     file_hits = _hits(tmp_path, secret)

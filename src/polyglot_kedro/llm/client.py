@@ -181,23 +181,66 @@ def endpoint_identity(config: LLMEndpointConfig) -> str:
     ``base_url`` is OpenAI's default) and stripped of user info, query and
     fragment: those may carry a key, and a key must never reach the cache.
     """
-    parts = urlparse((config.base_url or OPENAI_DEFAULT_BASE_URL).strip())
+    return url_identity(config.base_url)
+
+
+def url_identity(base_url: str | None) -> str:
+    """``endpoint_identity`` of a base URL (None: OpenAI's)."""
+    parts = urlparse((base_url or OPENAI_DEFAULT_BASE_URL).strip())
     host = (parts.hostname or "").lower()
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return f"openai:{parts.scheme.lower()}://{host}{parts.path.rstrip('/')}"
 
 
-def resolve_api_key(config: LLMEndpointConfig, credentials: dict | None) -> str:
-    """The key: ``credentials["api_key"]``, else the env var ``config.api_key_env``.
+# Keys handed over by the start-up hook (conf/<env>/credentials.yml), per endpoint slot, in this
+# process only: unlike os.environ, child processes (vLLM, accelerate, subprocesses) do not inherit them.
+_API_KEYS: dict[tuple[str, str, str], str] = {}
+_API_KEYS_LOCK = threading.Lock()
 
-    A local server gets ``"EMPTY"`` when no key is configured (as vLLM expects).
+
+def api_key_slot(endpoint: dict[str, Any] | LLMEndpointConfig) -> tuple[str, str, str]:
+    """What a key belongs to: (endpoint identity, model, ``api_key_env``) -- all a client's config knows."""
+    get = endpoint.get if isinstance(endpoint, dict) else (lambda k, d=None: getattr(endpoint, k, d))
+    return (url_identity(get("base_url")), str(get("model")), str(get("api_key_env") or "OPENAI_API_KEY"))
+
+
+def register_api_key(endpoint: dict[str, Any] | LLMEndpointConfig, key: str) -> None:
+    """Hand ``key`` to the clients this process builds for ``endpoint`` (see ``resolve_api_key``).
+
+    Raises:
+        ValueError: another key is already registered for the same slot (the
+            message names the slot, never a key).
+    """
+    slot = api_key_slot(endpoint)
+    with _API_KEYS_LOCK:
+        if _API_KEYS.get(slot, key) != key:
+            raise ValueError(f"two different API keys for one endpoint slot {slot} (url, model, api_key_env)")
+        _API_KEYS[slot] = str(key)
+
+
+def clear_api_keys() -> None:
+    """Forget every registered key (tests; a new session)."""
+    with _API_KEYS_LOCK:
+        _API_KEYS.clear()
+
+
+def resolve_api_key(config: LLMEndpointConfig, credentials: dict | None) -> str:
+    """The key: ``credentials["api_key"]``, else the env var ``config.api_key_env``, else a registered key.
+
+    Registered keys come from ``conf/<env>/credentials.yml`` through the
+    start-up hook (``hooks.LLMCredentialsHook``); a variable set in the
+    environment wins over them. A local server gets ``"EMPTY"`` when no key
+    is configured (as vLLM expects).
 
     Raises:
         ValueError: OpenAI (or a remote server) and no key anywhere; the
             message names the env var and the credentials entry, never a value.
     """
     key = (credentials or {}).get("api_key") or os.environ.get(config.api_key_env)
+    if not key:
+        with _API_KEYS_LOCK:
+            key = _API_KEYS.get(api_key_slot(config))
     if key:
         return str(key)
     if is_local_url(config.base_url):
