@@ -6,7 +6,11 @@
   with one valid record per item;
 * finetuning: a child process trains with ``train_lora`` and is killed with
   SIGKILL after ``checkpoint-2`` is written; the restart resumes from it
-  (steps 3.. only) and reaches ``max_steps``.
+  (steps 3.. only) and reaches ``max_steps``;
+* inference: a child process generates a paper-sized grid (34 partitions per
+  seed, 3 seeds) on a tiny model and is killed with SIGKILL after a random
+  number of partitions were written; the restart regenerates only the others
+  and leaves every finished partition file untouched.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from polyglot_kedro.llm import ChatRequest, build_client
 from polyglot_kedro.pipelines.finetuning.nodes import train_lora
 
 from .conftest import chat_generations, judge_endpoint
+from .infer_child import REGISTRY as INFER_REGISTRY
+from .infer_child import grid_inputs, inference_params
 from .judge_child import run_judging
 
 HERE = Path(__file__).resolve().parent
@@ -157,3 +163,66 @@ def test_training_killed_after_checkpoint_resumes(tmp_path, fault_figures):
     assert metrics["global_step"] == 5
     assert [p["step"] for p in metrics["loss_curve"]] == [1, 2, 3, 4, 5]
     assert (Path(adapter) / "adapter_config.json").is_file()
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _partitions(work_dir: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in work_dir.rglob("*.parquet")}
+
+
+@pytest.mark.parametrize("engine", ["transformers", pytest.param("vllm", marks=[pytest.mark.vllm, pytest.mark.slow])])
+def test_inference_killed_mid_run_keeps_finished_partitions(tmp_path, fault_figures, monkeypatch, engine):
+    from polyglot_kedro.engines.tiny_model import build_tiny_llama
+    from polyglot_kedro.pipelines.inference import nodes
+
+    if engine == "vllm" and not vllm_importable():
+        pytest.skip("vllm not installed")
+    model = str(build_tiny_llama(tmp_path / "tiny"))
+    work = tmp_path / "partitions"
+    seeds = [0, 42, 723] if engine == "transformers" else [0]  # one vLLM engine start per seed
+    total = 34 * len(seeds)
+    (tmp_path / "infer.json").write_text(json.dumps({"model": model, "work_dir": str(work), "engine": engine, "seeds": seeds}))
+    seed = random.randrange(10**6)
+    # vLLM: inside the first task (chat, 13 partitions), which once was written only when its child returned
+    kill_after = random.Random(seed).randint(3, total - 10 if engine == "transformers" else 8)
+    proc = subprocess.Popen([sys.executable, str(HERE / "infer_child.py"), str(tmp_path / "infer.json")],
+                            env=CHILD_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    _wait(lambda: len(list(work.rglob("*.parquet"))) >= kill_after, proc, 600, f"{kill_after} partitions")
+    _kill9(proc)
+    finished = _partitions(work)
+    # written one by one as each finishes (not a task's or a seed's worth at once)
+    assert kill_after <= len(finished) <= kill_after + 4 and len(finished) < total
+
+    jobs: list[str] = []
+    real = nodes.make_engine
+
+    def counting(*args, **kwargs):
+        eng = real(*args, **kwargs)
+        run = eng.generate_jobs
+
+        def generate_jobs(js, seed, **kw):
+            jobs.extend(j.name for j in js)
+            return run(js, seed, **kw)
+
+        eng.generate_jobs = generate_jobs
+        return eng
+
+    monkeypatch.setattr(nodes, "make_engine", counting)
+    params = inference_params(str(work), engine, seeds)
+    out = nodes.generate_outputs(model, nodes.build_eval_prompts(*grid_inputs(), params), params, "tiny_kill",
+                                 INFER_REGISTRY, mix_name="m")  # fmt: skip
+    after = _partitions(work)
+    fault_figures(engine=engine, kill_seed=seed, partitions=total, killed_after=kill_after,
+                  finished_before_kill=len(finished), regenerated=len(jobs),
+                  finished_rewritten=sum(after[p] != t for p, t in finished.items()))  # fmt: skip
+    assert len(jobs) == total - len(finished) and len(set(jobs)) == len(jobs)  # only the unfinished, each once
+    assert all(after[p] == t for p, t in finished.items())  # finished partitions are not redone
+    assert len(after) == total and len(out) == total and out["output"].notna().all()
+
+
+def vllm_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None

@@ -174,3 +174,24 @@ def test_partition_without_item_fields_is_reused_with_them(
     again = generate_outputs("unused", prompts, inference_params, "tiny_test", models, mix_name="mono")
     assert CountingEngine.calls == []
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_overlong_prompts_are_marked_truncated_and_counted(
+    tiny_model_dir, chat_prompts, xquad_raw, xcsqa_raw, inference_params, models, caplog
+):
+    """A generation prompt over max_model_len - max_new_tokens is cut from the left, per item on record."""
+    chat_prompts.loc[1, "instruction"] = "Say hi. " * 200  # en/c2: far over 128 tokens
+    models = {"tiny_test": {**models["tiny_test"], "max_model_len": 128}}
+    inference_params["seeds"] = [0]
+    for task in ("xquad", "xcsqa"):
+        inference_params["tasks"][task]["enabled"] = False
+    prompts = build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
+    with caplog.at_level("INFO", logger="polyglot_kedro"):
+        out = generate_outputs(tiny_model_dir, prompts, inference_params, "tiny_test", models, mix_name="mono")
+    flagged = out.set_index(["lang", "item_id"])["prompt_truncated"]
+    assert flagged.to_dict() == {("en", "c1"): False, ("en", "c2"): True, ("de", "c1"): False}
+    cut = out[out["prompt_truncated"]]
+    assert (cut["n_prompt_tokens"] == 128 - 6).all()
+    assert (out.loc[~out["prompt_truncated"], "n_prompt_tokens"] < 122).all()
+    assert "1 of 3 prompt(s) were longer than max_model_len - max_new_tokens" in caplog.text
+    assert "mono/chat/en/native/s0: 2 prompts" in caplog.text and "tok/s" in caplog.text
