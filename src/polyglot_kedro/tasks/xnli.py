@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -108,8 +110,13 @@ def run_xnli_loglik(
     batch_size: int = 8,
     dtype: str = "auto",
     device: str | None = None,
+    on_language: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Score XNLI rows by log-likelihood multiple choice with lm-eval's ``hf`` model.
+
+    The model is loaded once; languages are scored one after the other, each
+    logged with its items/s and handed to ``on_language`` as it finishes (so
+    the caller can write it and progress is visible per language).
 
     Args:
         model_path: transformers model folder.
@@ -120,6 +127,7 @@ def run_xnli_loglik(
         batch_size: lm-eval batch size.
         dtype: model dtype.
         device: ``cuda``/``cpu`` (default: cuda when available).
+        on_language: called with ``(lang, rows)`` as each language finishes.
 
     Returns:
         One row per item, ``contracts.XNLI_ITEM_COLUMNS`` (labels as names).
@@ -143,20 +151,26 @@ def run_xnli_loglik(
     _, load_kwargs = model_location(model_path)
     model_args = {"pretrained": str(model_path), "dtype": dtype, "device": device,
                   "trust_remote_code": bool(load_kwargs.get("trust_remote_code", False))}  # fmt: skip
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args=model_args,
-        tasks=list(tasks),
-        batch_size=batch_size,
-        log_samples=True,
-        task_manager=TaskManager(include_path=str(Path(work_dir).resolve()), include_defaults=False),
-    )
+    from lm_eval.api.registry import get_model
+
+    # Loaded once for every language (simple_evaluate takes an LM object).
+    lm = get_model("hf").create_from_arg_obj(model_args, {"batch_size": batch_size})
+    task_manager = TaskManager(include_path=str(Path(work_dir).resolve()), include_defaults=False)
     names, out = label_names(), []
-    for task, lang in tasks.items():
+    for k, (task, lang) in enumerate(tasks.items(), 1):
+        t0 = time.perf_counter()
+        results = lm_eval.simple_evaluate(model=lm, tasks=[task], log_samples=True, task_manager=task_manager)
+        rows = []
         for s in results["samples"][task]:
             scores = [float(r[0]) for r in s["filtered_resps"]]
             pred = max(range(len(scores)), key=scores.__getitem__)
             gold = int(s["target"])
-            out.append((lang, s["doc"]["id"], names[pred], names[gold], pred == gold))
+            rows.append((lang, s["doc"]["id"], names[pred], names[gold], pred == gold))
+        secs = time.perf_counter() - t0
+        log.info("xnli %s: %d items in %.1f s (%.1f items/s), language %d/%d",
+                 lang, len(rows), secs, len(rows) / secs if secs > 0 else 0.0, k, len(tasks))  # fmt: skip
+        if on_language is not None:
+            on_language(lang, pd.DataFrame(rows, columns=XNLI_ITEM_COLUMNS))
+        out.extend(rows)
     log.info("xnli: scored %d items in %s", len(out), ", ".join(tasks.values()))
     return pd.DataFrame(out, columns=XNLI_ITEM_COLUMNS)

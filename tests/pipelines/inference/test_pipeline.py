@@ -39,7 +39,9 @@ def test_create_pipeline_maps_untuned_mix_to_base_model():
             assert f"params:{n.namespace}.mix_name" in n.inputs
 
 
-def test_pipeline_runs_on_tiny_model(tiny_model_dir, chat_prompts, xquad_raw, xcsqa_raw, xnli_raw, inference_params, models):
+def test_pipeline_runs_on_tiny_model(
+    tiny_model_dir, chat_prompts, xquad_raw, xcsqa_raw, xnli_raw, inference_params, models, caplog
+):
     inference_params["seeds"] = [0]
     pipe = create_pipeline(mixes={"mono": MixSpec(kind="mono")})
     catalog = DataCatalog(
@@ -58,9 +60,13 @@ def test_pipeline_runs_on_tiny_model(tiny_model_dir, chat_prompts, xquad_raw, xc
             **{name: MemoryDataset(mix) for name, mix in mix_name_inputs(["mono"]).items()},
         }
     )
-    SequentialRunner().run(pipe, catalog)
+    with caplog.at_level("INFO", logger="polyglot_kedro"):
+        SequentialRunner().run(pipe, catalog)
     gens = catalog.load("mono.generations")
     assert list(gens.columns) == CONTRACT
+    # progress you can see: per generated partition (with tok/s) and per XNLI language
+    assert caplog.text.count("tok/s") == 3 + 4 + 2 - 1  # 8 partitions (chat en has 2 items)
+    assert "xnli en: 2 items" in caplog.text and "language 2/2" in caplog.text
     # chat 3 + xquad 2 langs x 2 settings + xcsqa 2, one seed
     assert len(gens) == 3 + 4 + 2
     assert set(gens["task"]) == {"chat", "xquad", "xcsqa"}

@@ -313,7 +313,14 @@ def score_xnli_loglik(
                 continue
         todo.append(lang)
     if todo:
-        scored = run_xnli_loglik(
+
+        def write_language(lang: str, part: pd.DataFrame) -> None:  # each language as it finishes
+            df = part.assign(model=model, mix=mix, task="xnli", prompt_setting="xx:xx", seed=0, engine="lm-eval")
+            df = df[XNLI_LOGLIK_COLUMNS].reset_index(drop=True)
+            _write_atomic(df, root / f"{lang}__xx-xx__s0.parquet")
+            frames.append(df)
+
+        run_xnli_loglik(
             merged_model,
             xnli_raw,
             todo,
@@ -321,12 +328,8 @@ def score_xnli_loglik(
             limit=p.xnli.limit,
             batch_size=p.xnli.batch_size,
             dtype=spec.dtype,
+            on_language=write_language,
         )
-        for lang, part in scored.groupby("lang", sort=False):
-            df = part.assign(model=model, mix=mix, task="xnli", prompt_setting="xx:xx", seed=0, engine="lm-eval")
-            df = df[XNLI_LOGLIK_COLUMNS].reset_index(drop=True)
-            _write_atomic(df, root / f"{lang}__xx-xx__s0.parquet")
-            frames.append(df)
     return pd.concat(frames, ignore_index=True)[XNLI_LOGLIK_COLUMNS]
 
 
