@@ -557,7 +557,7 @@ def _with_precision(ft: dict, precision: str) -> dict:
     accelerate's ``ACCELERATE_MIXED_PRECISION``, as ``accelerate launch
     --mixed_precision fp16`` sets it).
     """
-    from polyglot_kedro.pipelines.finetuning.nodes import FinetuningParams
+    from polyglot_kedro.pipelines.finetuning.params import FinetuningParams
 
     ft = dict(ft)
     if "precision" in FinetuningParams.model_fields:
@@ -580,7 +580,7 @@ def step_train_bf16(st: dict) -> dict:
 
 def step_merge(st: dict) -> dict:
     """The merge node on the bf16 adapter, on the GPU (conf/paper's fp32 merge and tolerance)."""
-    from polyglot_kedro.pipelines.finetuning.nodes import merge_adapter
+    from polyglot_kedro.pipelines.finetuning.merge import merge_adapter
 
     base = st["outputs"]["base_model"]
     ft = {**st["paper"]["finetuning"], "work_dir": f"{st['work']}/merge/{{model}}/{{mix}}", "resume": False}

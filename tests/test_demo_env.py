@@ -21,7 +21,7 @@ from polyglot_kedro.pipelines.data_mixing.nodes import (
     parse_guanaco_rows,
 )
 from polyglot_kedro.pipelines.data_mixing.params import DataMixingParams
-from polyglot_kedro.pipelines.finetuning.nodes import FinetuningParams
+from polyglot_kedro.pipelines.finetuning.params import FinetuningParams
 from polyglot_kedro.pipelines.inference.nodes import InferenceParams
 from polyglot_kedro.pipelines.judging.nodes import JudgingParams
 from polyglot_kedro.pipelines.reporting.params import ReportingParams

@@ -66,7 +66,7 @@ def test_pending_and_divergent_entries_say_why(entries):
 
 def test_paper_params_validate(configs):
     from polyglot_kedro.pipelines.data_mixing.params import DataMixingParams
-    from polyglot_kedro.pipelines.finetuning.nodes import FinetuningParams
+    from polyglot_kedro.pipelines.finetuning.params import FinetuningParams
 
     params = configs["paper"]["parameters"]
     specs = mix_specs(params["mixes"])

@@ -119,7 +119,7 @@ def test_smoke_params_name_existing_paper_parameters_and_validate():
     """A renamed paper parameter breaks the smoke run's --params here, not on the GPU."""
     from polyglot_kedro.config import resolve_model
     from polyglot_kedro.pipelines.data_mixing.params import DataMixingParams
-    from polyglot_kedro.pipelines.finetuning.nodes import FinetuningParams
+    from polyglot_kedro.pipelines.finetuning.params import FinetuningParams
     from polyglot_kedro.pipelines.inference.nodes import InferenceParams
     from polyglot_kedro.pipelines.judging.nodes import JudgingParams
     from polyglot_kedro.pipelines.translation.nodes import TranslationParams

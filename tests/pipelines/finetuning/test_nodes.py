@@ -10,13 +10,8 @@ import torch
 from transformers import TrainerCallback
 
 from polyglot_kedro.config import resolve_model
-from polyglot_kedro.pipelines.finetuning.nodes import (
-    FinetuningParams,
-    build_trainer,
-    gradient_accumulation_steps,
-    train_lora,
-    training_rows,
-)
+from polyglot_kedro.pipelines.finetuning.nodes import build_trainer, train_lora, training_rows
+from polyglot_kedro.pipelines.finetuning.params import FinetuningParams, gradient_accumulation_steps
 from polyglot_kedro.prompting import format_guanaco, parse_guanaco
 
 

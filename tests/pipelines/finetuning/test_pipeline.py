@@ -65,7 +65,8 @@ def test_pipeline_trains_saves_and_merges(train_mix, base_model, models_registry
 
 
 def test_merge_check_fails_above_tolerance(train_mix, base_model, models_registry, finetuning_params):
-    from polyglot_kedro.pipelines.finetuning.nodes import merge_adapter, train_lora
+    from polyglot_kedro.pipelines.finetuning.merge import merge_adapter
+    from polyglot_kedro.pipelines.finetuning.nodes import train_lora
 
     adapter, _ = train_lora(train_mix, base_model, "tiny_llama", models_registry,
                             {**finetuning_params, "max_steps": 2}, mix_name="x")

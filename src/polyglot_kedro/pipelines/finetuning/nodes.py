@@ -1,4 +1,4 @@
-"""Finetuning nodes: LoRA-tune the base model per mix with TRL, merge.
+"""Finetuning nodes: LoRA-tune the base model on one mix with TRL (merging is in :mod:`.merge`).
 
 Training is TRL's ``SFTTrainer`` with a PEFT ``LoraConfig``; every knob is a
 field of :class:`FinetuningParams` (``conf/base/parameters_finetuning.yml``,
@@ -6,6 +6,7 @@ paper values in ``conf/paper/``). The same ``train_adapter`` function runs
 under Kedro (one process) and under ``accelerate launch`` through
 ``scripts/train_accelerate.py`` (data parallel, one copy per process).
 """
+
 
 from __future__ import annotations
 
@@ -23,144 +24,25 @@ from typing import Any, Literal
 
 import pandas as pd
 import torch
-from pydantic import Field, model_validator
 
 from polyglot_kedro import modeling
-from polyglot_kedro.config import ModelSpec, StrictModel, resolve_model
-from polyglot_kedro.prompting import ASSISTANT, GuanacoParseError, format_guanaco, parse_guanaco
+from polyglot_kedro.config import ModelSpec, resolve_model
+from polyglot_kedro.pipelines.finetuning.params import (
+    FinetuningParams,
+    gradient_accumulation_steps,
+    is_main_process,
+    world_size,
+)
+from polyglot_kedro.prompting import (
+    ASSISTANT,
+    GuanacoParseError,
+    format_guanaco,
+    parse_guanaco,
+)
 
 logger = logging.getLogger(__name__)
 
 RUN_FINGERPRINT = "polyglot_run.json"
-
-
-# --------------------------------------------------------------------------- parameters
-
-
-class LoraParams(StrictModel):
-    """PEFT ``LoraConfig`` fields."""
-
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    # None: the registry entry's lora_target_modules. "all-linear" excludes lm_head.
-    target_modules: list[str] | Literal["all-linear"] | None = None
-    bias: Literal["none", "all", "lora_only"] = "none"
-
-
-class MergeParams(StrictModel):
-    """Merging the adapter into the base weights, and the logits check."""
-
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32"
-    device_map: str | None = None
-    max_abs_logit_diff: float = Field(1e-3, gt=0)
-    check_prompts: list[str] = Field(
-        default_factory=lambda: [
-            "### Human: What is the capital of France?### Assistant:",
-            "### Human: Schreibe ein kurzes Gedicht über den Herbst.### Assistant:",
-            "### Human: ¿Cómo se prepara un café?### Assistant: Primero,",
-        ],
-        min_length=1,
-    )
-
-
-class PrecisionParams(StrictModel):
-    """Training precision: the dtype the base weights are loaded in, and autocast.
-
-    ``weights``: ``registry`` (the registry entry's ``dtype``, which is also
-    what inference loads) or a dtype; on CPU every dtype loads as fp32
-    (``modeling.resolve_dtype``). ``autocast``: mixed precision of the
-    forward/backward pass (TrainingArguments ``bf16`` / ``fp16``); ``auto``
-    is bf16 on a GPU that supports it, else none. ``fp16`` uses a gradient
-    scaler and needs CUDA. The paper's released code trained fp32 weights
-    with fp16 autocast (``sft_training.py``: ``torch_dtype=float32``,
-    ``fp16=True``).
-    """
-
-    weights: Literal["registry", "float32", "bfloat16", "float16"] = "registry"
-    autocast: Literal["auto", "none", "bf16", "fp16"] = "auto"
-
-
-class FinetuningParams(StrictModel):
-    """The ``finetuning:`` parameters (see ``conf/base/parameters_finetuning.yml``).
-
-    ``text_format``: ``rendered`` re-renders the parsed turns
-    (``### Human: X### Assistant: Y``); ``raw_guanaco`` trains on each row's
-    ``text`` exactly as the dataset has it (the released code). ``train_eos``:
-    true lets TRL append an EOS to every row and train it; false trains no EOS
-    (the released code padded with EOS and masked it out of the labels).
-    """
-
-    lora: LoraParams = LoraParams()
-    loss_on: Literal["all", "assistant"] = "all"
-    text_format: Literal["rendered", "raw_guanaco"] = "rendered"
-    train_eos: bool = True
-    precision: PrecisionParams = PrecisionParams()
-    learning_rate: float = Field(1e-4, gt=0)
-    lr_scheduler: str = "cosine"
-    warmup_ratio: float = Field(0.03, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_grad_norm: float = Field(1.0, gt=0)
-    max_steps: int = Field(20, ge=1)
-    max_length: int = Field(256, ge=8)
-    effective_batch_size: int = Field(4, ge=1)
-    per_device_batch_size: int = Field(2, ge=1)
-    packing: bool = False
-    gradient_checkpointing: bool = False
-    # auto: paged_adamw_32bit on CUDA when bitsandbytes is importable, else adamw_torch.
-    optim: str = "auto"
-    seed: int = 42
-    logging_steps: int = Field(1, ge=1)
-    save_steps: int = Field(10, ge=1)
-    save_total_limit: int | None = Field(2, ge=1)
-    # Checkpoint root; {model} and {mix} are filled in.
-    work_dir: str = "data/06_models/checkpoints/{model}/{mix}"
-    resume: bool = True
-    device_map: str | None = None  # None: the registry entry's device_map
-    dataloader_num_workers: int = Field(0, ge=0)
-    merge: MergeParams = MergeParams()
-
-    @model_validator(mode="after")
-    def _batch(self) -> "FinetuningParams":
-        if self.effective_batch_size % self.per_device_batch_size:
-            raise ValueError(
-                f"effective_batch_size {self.effective_batch_size} is not a multiple of "
-                f"per_device_batch_size {self.per_device_batch_size}"
-            )
-        # Both are the released code's loss on whole texts; masking the prompt
-        # needs the parsed turns and a trained end of the reply.
-        if self.loss_on == "assistant" and self.text_format == "raw_guanaco":
-            raise ValueError("text_format: raw_guanaco trains on the whole text; it needs loss_on: all")
-        if self.loss_on == "assistant" and not self.train_eos:
-            raise ValueError("train_eos: false is the released code's whole-text loss; it needs loss_on: all")
-        return self
-
-
-def gradient_accumulation_steps(effective_batch_size: int, per_device_batch_size: int, world_size: int) -> int:
-    """Derive gradient accumulation from the effective batch.
-
-    ``effective = per_device * accumulation * world_size``.
-
-    Raises:
-        ValueError: the effective batch cannot be split that way; the message
-            names the three numbers.
-    """
-    per_step = per_device_batch_size * world_size
-    if effective_batch_size < per_step or effective_batch_size % per_step:
-        raise ValueError(
-            f"effective_batch_size {effective_batch_size} cannot be split into per_device_batch_size "
-            f"{per_device_batch_size} x world_size {world_size} x an integer gradient accumulation"
-        )
-    return effective_batch_size // per_step
-
-
-def world_size() -> int:
-    """Number of data-parallel processes (``WORLD_SIZE``, set by accelerate/torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 # --------------------------------------------------------------------------- data
@@ -308,10 +190,10 @@ def _prepare_checkpoint_dir(out: Path, fingerprint: dict, resume: bool) -> bool:
             )
         logger.info("Resuming from the last of %s", [c.name for c in checkpoints])
         return True
-    if out.exists() and _is_main_process():
+    if out.exists() and is_main_process():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    if _is_main_process():
+    if is_main_process():
         (out / RUN_FINGERPRINT).write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
     return False
 
@@ -476,7 +358,7 @@ def train_lora(
     tokens = int(state.num_input_tokens_seen)
     adapter_dir = out / "adapter"
     trainer.save_model(str(adapter_dir))  # only the main process writes
-    if _is_main_process():
+    if is_main_process():
         trainer.processing_class.save_pretrained(str(adapter_dir))
     manifest = modeling.read_manifest(base_model)
     metrics = {
@@ -532,77 +414,3 @@ def train_adapter(
         argument), ``model``, ``revision``/``resolved_revision``, ``mix``, ``rows``.
     """
     return train_lora(train_mix, base_model, model, models, finetuning, mix_name)
-
-
-# --------------------------------------------------------------------------- merge
-
-
-@torch.no_grad()
-def _logits(model, tokenizer, prompts: list[str]) -> list[torch.Tensor]:
-    device = next(model.parameters()).device
-    out = []
-    for p in prompts:
-        ids = tokenizer(p, return_tensors="pt").to(device)
-        out.append(model(**ids).logits[0].float().cpu())
-    return out
-
-
-def merge_adapter(
-    adapter: str,
-    base_model: str,
-    model: str,
-    models: dict[str, Any],
-    finetuning: dict[str, Any],
-    mix_name: str,
-) -> str:
-    """Merge the adapter into the base weights and verify the merged folder.
-
-    The check runs ``finetuning.merge.check_prompts`` through base+adapter
-    (PEFT) and through the merged folder reloaded from disk, and fails when
-    the largest absolute logit difference exceeds
-    ``finetuning.merge.max_abs_logit_diff``.
-
-    Args:
-        adapter: the adapter folder.
-        base_model: the prepared base model folder.
-        model: ``params:model``.
-        models: ``params:models``.
-        finetuning: ``params:finetuning``.
-        mix_name: ``params:mix_name``, the namespace's mix (names the merged folder).
-
-    Returns:
-        A plain transformers folder (weights, tokenizer) for vLLM and
-        transformers, saved by ``{mix}.merged_model``.
-
-    Raises:
-        ValueError: the merged model's logits differ beyond the tolerance.
-    """
-    from peft import PeftModel
-
-    params = FinetuningParams.model_validate(finetuning)
-    spec = resolve_model(models, model)
-    mp = params.merge
-    out = checkpoint_dir(params, spec.name, mix_name) / "merged"
-    if out.exists():
-        shutil.rmtree(out)
-    tokenizer = modeling.load_tokenizer(base_model)
-    base = modeling.load_causal_lm(base_model, dtype=mp.dtype, device_map=mp.device_map)
-    peft_model = PeftModel.from_pretrained(base, adapter).eval()
-    reference = _logits(peft_model, tokenizer, mp.check_prompts)
-    merged = peft_model.merge_and_unload()
-    merged.save_pretrained(str(out))
-    tokenizer.save_pretrained(str(out))
-    del merged, peft_model, base
-    reloaded = modeling.load_causal_lm(str(out), dtype=mp.dtype, device_map=mp.device_map)
-    got = _logits(reloaded, tokenizer, mp.check_prompts)
-    diffs = [float((a - b).abs().max()) for a, b in zip(reference, got)]
-    check = {"mix": mix_name, "max_abs_logit_diff": max(diffs), "per_prompt": diffs,
-             "tolerance": mp.max_abs_logit_diff, "dtype": mp.dtype, "adapter": str(adapter)}
-    logger.info("Merge check for mix %s: %s", mix_name, check)
-    if max(diffs) > mp.max_abs_logit_diff:
-        raise ValueError(
-            f"mix {mix_name}: merged model logits differ from base+adapter by {max(diffs):.3g} "
-            f"> finetuning.merge.max_abs_logit_diff {mp.max_abs_logit_diff} (per prompt: {diffs})"
-        )
-    (out / "polyglot_merge_check.json").write_text(json.dumps(check, indent=2))
-    return str(out)

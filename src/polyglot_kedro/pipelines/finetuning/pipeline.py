@@ -8,7 +8,8 @@ from kedro.pipeline import Pipeline, node
 
 from polyglot_kedro.config import MixSpec
 from polyglot_kedro.pipelines import per_mix
-from polyglot_kedro.pipelines.finetuning.nodes import merge_adapter, train_adapter
+from polyglot_kedro.pipelines.finetuning.merge import merge_adapter
+from polyglot_kedro.pipelines.finetuning.nodes import train_adapter
 
 _GLOBAL_PARAMS = ["params:model", "params:models", "params:finetuning"]
 
