@@ -1,4 +1,4 @@
-"""Build, convert or locate the base model of a registry entry, and load models.
+"""One job, models as folders: build, convert or locate a registry entry's base model, and load models.
 
 ``prepare_base_model`` turns a :class:`~polyglot_kedro.config.ModelSpec` into a
 folder that transformers (and vLLM) load:
