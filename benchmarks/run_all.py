@@ -43,6 +43,7 @@ BENCHES: list[tuple[str, list[str], int, int]] = [
     ("generation", ["bench_generation.py", "--prompts", "16", "--new-tokens", "32", "--batch-size", "16"], 1, 600),
     ("training", ["bench_training.py", "--steps", "30", "--rows", "64"], 1, 600),
     ("pipeline", ["bench_pipeline.py"], 1, 1500),
+    ("cluster", ["bench_cluster.py"], 1, 3600),  # local one-node SLURM; skips (a row says why) when it cannot start
 ]
 
 
@@ -204,7 +205,7 @@ def table(rows: list[dict], *, markdown: bool) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one run of everything")
-    ap.add_argument("--only", nargs="+", help="benchmark names (lid mixing llm_client generation training pipeline faults)")
+    ap.add_argument("--only", nargs="+", help="benchmark names (lid mixing llm_client generation training pipeline cluster faults)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     started = datetime.now(timezone.utc)

@@ -44,6 +44,7 @@ def kedro(project: Path, *args: str, timeout: int = 900, env: dict | None = None
 
 def grid_project(dest: Path, env: str, files: dict[str, str]) -> Path:
     """A project copy with an extra config environment ``env`` made of ``files`` (name -> YAML text)."""
+    dest.mkdir(parents=True, exist_ok=True)
     copy_project(dest)
     (dest / "conf" / env).mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

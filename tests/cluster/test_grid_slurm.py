@@ -61,13 +61,13 @@ def _assert_grid_equals_sequential(tmp_path: Path, env: str, files: dict[str, st
 
 @pytest.mark.usefixtures("slurm")
 def test_reduced_grid_matches_one_sequential_run(tmp_path):
-    _assert_grid_equals_sequential(tmp_path, "ci_grid", {"parameters.yml": TWO_MIXES}, timeout=900)
+    _assert_grid_equals_sequential(tmp_path, "ci_grid", {"parameters.yml": TWO_MIXES}, timeout=2400)
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("slurm")
 def test_embedded_default_grid_matches_one_sequential_run(tmp_path):
-    _assert_grid_equals_sequential(tmp_path, "grid_default", {"parameters.yml": "{}\n"}, timeout=1800)
+    _assert_grid_equals_sequential(tmp_path, "grid_default", {"parameters.yml": "{}\n"}, timeout=3600)
 
 
 ONE_MIX = "mixes:\n  multi2: null\n  multi3: null\n  multi6: null\n  guanaco: null\n"

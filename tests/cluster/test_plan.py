@@ -41,14 +41,17 @@ def _pipelines() -> dict[str, Pipeline]:
 
 
 def _catalog(tmp_path) -> DataCatalog:
-    conf = {
+    return DataCatalog.from_config(_catalog_conf(tmp_path), save_version=RUN_ID)
+
+
+def _catalog_conf(tmp_path) -> dict:
+    return {
         "{mix}.train_mix": {"type": "pandas.CSVDataset", "filepath": f"{tmp_path}/train/{{mix}}.csv", "versioned": True},
         "{mix}.adapter": {"type": "pandas.CSVDataset", "filepath": f"{tmp_path}/adapters/{{mix}}.csv", "versioned": True},
         "{mix}.generations": {"type": "pandas.CSVDataset", "filepath": f"{tmp_path}/gen/{{mix}}.csv", "versioned": True},
         "eval_prompts": {"type": "pandas.CSVDataset", "filepath": f"{tmp_path}/eval.csv"},  # not versioned
         "report": {"type": "pandas.CSVDataset", "filepath": f"{tmp_path}/report.csv", "versioned": True},
     }  # fmt: skip
-    return DataCatalog.from_config(conf, save_version=RUN_ID)
 
 
 def _cfg(**jobs) -> ClusterConfig:
@@ -122,3 +125,23 @@ def test_bad_cluster_config_names_the_key():
         build_jobs(cfg, _pipelines(), DataCatalog(), RUN_ID)
     with pytest.raises(ValueError, match="not a Kedro version string"):
         validate_run_id("2026-12-01 09:38")
+
+
+def test_accelerate_launcher_trains_on_the_pinned_train_mix_first(tmp_path):
+    cfg = _cfg(finetuning={"launcher": "accelerate", "accelerate_config": "conf/accelerate/ddp.yaml", "gpus": 4})
+    catalog = _catalog(tmp_path)
+    catalog["base_model"] = str(tmp_path / "base")  # a plain path: not a file dataset
+    with pytest.raises(ValueError, match="has no file path for the accelerate launcher"):
+        build_jobs(cfg, _pipelines(), catalog, RUN_ID)
+    catalog = DataCatalog.from_config({**_catalog_conf(tmp_path),
+                                       "base_model": {"type": "pandas.CSVDataset", "filepath": f"{tmp_path}/base.csv"}},
+                                      save_version=RUN_ID)  # fmt: skip
+    jobs = {j.key: j for j in build_jobs(cfg, _pipelines(), catalog, RUN_ID)}
+    text = render_script(jobs["finetuning"], cfg, env="paper", run_id=RUN_ID, project_path=tmp_path,
+                         kedro="/venv/bin/kedro", log_dir=tmp_path / "logs")  # fmt: skip
+    launch = text.index("/venv/bin/accelerate launch --config_file conf/accelerate/ddp.yaml scripts/train_accelerate.py")
+    assert launch < text.index("/venv/bin/kedro run --env paper --pipelines finetuning")
+    assert f"[1]={tmp_path}/train/mono.csv/{RUN_ID}/mono.csv" in text
+    cmds = job_commands(jobs["finetuning"], "mono", env="paper", run_id=RUN_ID, kedro="kedro",
+                        accelerate_config="conf/accelerate/ddp.yaml")  # fmt: skip
+    assert cmds[0].startswith("accelerate launch") and cmds[1].startswith("kedro run")

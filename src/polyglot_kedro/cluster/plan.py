@@ -302,17 +302,17 @@ def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, projec
     ]
     lv = '${LOAD_VERSIONS:+--load-versions "$LOAD_VERSIONS"}'
     extra = f" --params {shlex.quote(params)}" if params else ""
+    if res.launcher == "accelerate" and job.launch_inputs:  # train first, over all GPUs
+        bin_dir = Path(kedro).parent
+        sets = " ".join(shlex.quote(p) for p in params.split(",") if p) if params else ""
+        work = Path(log_dir).parent / "accelerate"
+        out.append(f'step {shlex.quote(str(bin_dir / "accelerate"))} launch --config_file '
+                   f'{shlex.quote(res.accelerate_config or "")} scripts/train_accelerate.py '
+                   f'--train-mix "${{TRAIN_MIX_OF[$TASK]}}" --base-model "${{BASE_MODEL_OF[$TASK]}}" --mix "$MIX" '
+                   f'--adapter-out {shlex.quote(str(work))}/"$MIX"/adapter '
+                   f'--metrics-out {shlex.quote(str(work))}/"$MIX"/metrics.json --env {shlex.quote(env)}'
+                   f'{" --set " + sets if sets else ""} || exit $?')  # fmt: skip
     for st in job.steps:
-        if res.launcher == "accelerate" and job.mixes is not None:
-            bin_dir = Path(kedro).parent
-            sets = " ".join(shlex.quote(p) for p in params.split(",") if p) if params else ""
-            work = Path(log_dir).parent / "accelerate"
-            out.append(f'step {shlex.quote(str(bin_dir / "accelerate"))} launch --config_file '
-                       f'{shlex.quote(res.accelerate_config or "")} scripts/train_accelerate.py '
-                       f'--train-mix "${{TRAIN_MIX_OF[$TASK]}}" --base-model "${{BASE_MODEL_OF[$TASK]}}" --mix "$MIX" '
-                       f'--adapter-out {shlex.quote(str(work))}/"$MIX"/adapter '
-                       f'--metrics-out {shlex.quote(str(work))}/"$MIX"/metrics.json --env {shlex.quote(env)}'
-                       f'{" --set " + sets if sets else ""} || exit $?')  # fmt: skip
         ns = ' --namespaces "$MIX"' if job.mixes is not None else ""
         nodes = f" --nodes {shlex.quote(','.join(st['nodes']))}" if st["nodes"] else ""
         out.append(f"step {shlex.quote(kedro)} run --env {shlex.quote(env)} --pipelines "

@@ -221,7 +221,7 @@ def resubmit(run: GridRun, job_key: str, mix: str | None) -> str:
                 target = dep_task
             else:
                 target = run.slurm_ids[dep_job.key]  # a whole array (or job) waiting on prepare
-            if target in queued or dep_task in queued:
+            if target in queued or any(k.startswith(f"{target}_") for k in queued):
                 slurm.update_dependency(target, f"afterok:{new_task}")
     final = next((j for j in run.jobs if j.key == FINAL), None)
     if final and job.key != FINAL and run.slurm_ids.get(FINAL) in queued:
