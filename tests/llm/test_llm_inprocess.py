@@ -47,7 +47,59 @@ def test_inprocess_prompt_too_long_is_a_failed_item(tmp_path):
     cfg = {"backend": "inprocess", "model": "tiny", "max_tokens": 4, "cache_dir": str(tmp_path / "cache")}
     long = ChatRequest("long", [{"role": "user", "content": "zq " * 3000}])
     result = build_client(cfg, stage="test", inprocess_model_path=folder).run([long])[0]
-    assert not result.ok and "does not fit" in result.error and result.attempts == 1
+    assert not result.ok and "completion tokens (max_tokens) in the model's context" in result.error
+    assert result.attempts == 1
+
+
+def _prompt_leaving(folder, room: int) -> str:
+    """A user message whose Guanaco prompt leaves exactly ``room`` tokens of the tiny model's context."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    tok, context = AutoTokenizer.from_pretrained(folder), AutoConfig.from_pretrained(folder).max_position_embeddings
+    text = ""
+    while len(tok(messages_to_guanaco([{"role": "user", "content": text + "zq "}]))["input_ids"]) <= context - room:
+        text += "zq "
+    assert len(tok(messages_to_guanaco([{"role": "user", "content": text}]))["input_ids"]) == context - room
+    return text
+
+
+def test_inprocess_prompt_short_of_max_tokens_fails_or_gets_a_recorded_smaller_budget(tmp_path):
+    """No silent truncation: a prompt that fits the context but leaves < max_tokens is not quietly shortchanged."""
+    from polyglot_kedro.llm.backends import FatalError, InProcessBackend
+
+    folder = make_tiny_causal_lm(tmp_path / "model")
+    content = _prompt_leaving(folder, room=3)
+    cfg = {"backend": "inprocess", "model": "tiny", "max_tokens": 8, "cache_dir": str(tmp_path / "cache")}
+    result = build_client(cfg, stage="test", inprocess_model_path=folder).run([ChatRequest("k", [{"role": "user", "content": content}])])[0]
+    assert not result.ok and "leaves 3 of the 8 completion tokens" in result.error
+    sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8}
+    reduced = InProcessBackend(model_path=folder, label="tiny", sampling=sampling, overflow="reduce")
+    done = reduced.complete([{"role": "user", "content": content}], seed=None)
+    assert done.max_tokens == 3 and done.completion_tokens <= 3
+    with pytest.raises(FatalError, match="leaves 3 of the 8"):
+        InProcessBackend(model_path=folder, label="tiny", sampling=sampling).complete(
+            [{"role": "user", "content": content}], seed=None
+        )
+
+
+def test_batch_backend_fails_short_prompts_and_hands_over_each_item(tmp_path, monkeypatch):
+    """The vLLM batch backend's contract, on the transformers engine (same overflow rule): per-item
+    failure with the reason, and every finished item handed to ``on_result`` before the batch returns."""
+    import polyglot_kedro.engines as engines
+    from polyglot_kedro.engines.transformers_engine import TransformersEngine
+    from polyglot_kedro.llm.backends import Completion, FatalError, VLLMBatchBackend
+
+    folder = make_tiny_causal_lm(tmp_path / "model")
+    monkeypatch.setattr(engines, "make_engine", lambda kind, path, **kw: TransformersEngine(
+        path, batch_size=2, dtype="float32", max_model_len=kw["max_model_len"]))  # fmt: skip
+    short = _prompt_leaving(folder, room=3)
+    backend = VLLMBatchBackend(model_path=folder, label="tiny", sampling={"temperature": 0.0, "top_p": 1.0, "max_tokens": 8})
+    seen = []
+    batch = [[{"role": "user", "content": c}] for c in ("Hallo", short, "Welt")]
+    out = backend.complete_many(batch, seed=0, on_result=lambda i, o: seen.append((i, type(o).__name__)))
+    assert isinstance(out[1], FatalError) and "leaves 3 of the 8 completion tokens" in out[1].message
+    assert isinstance(out[0], Completion) and isinstance(out[2], Completion) and out[0].prompt_tokens > 0
+    assert sorted(seen) == [(0, "Completion"), (1, "FatalError"), (2, "Completion")]
 
 
 def test_inprocess_cache_is_keyed_on_model_content_not_label(tmp_path):
@@ -89,14 +141,17 @@ def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
     requests = [ChatRequest("a", [{"role": "user", "content": "Translate: Hallo"}]),
                 ChatRequest("b", [{"role": "user", "content": "Translate: Welt"}]),
                 ChatRequest("a-again", [{"role": "user", "content": "Translate: Hallo"}]),
-                ChatRequest("long", [{"role": "user", "content": too_long}])]  # fmt: skip
+                ChatRequest("long", [{"role": "user", "content": too_long}]),
+                # fits the context but leaves 3 of the 8 tokens: once cut from the left in the child, now a failure
+                ChatRequest("short", [{"role": "user", "content": _prompt_leaving(folder, room=3)}])]  # fmt: skip
     client = build_client(cfg, stage="t", inprocess_model_path=folder)
     results = client.run(requests)
-    assert [r.ok for r in results] == [True, True, True, False]
-    assert "does not fit the model's context" in results[3].error
+    assert [r.ok for r in results] == [True, True, True, False, False]
+    assert "completion tokens (max_tokens) in the model's context" in results[3].error
+    assert "leaves 3 of the 8 completion tokens" in results[4].error
     assert results[0].text == results[2].text and results[2].cached
     usage = client.usage().iloc[0]
-    assert (usage["sent"], usage["failed"]) == (3, 1)
+    assert (usage["sent"], usage["failed"]) == (4, 2)
     rerun = build_client(cfg, stage="t", inprocess_model_path=folder)
     again = rerun.run(requests[:3])
     assert all(r.cached for r in again) and rerun.usage().iloc[0]["sent"] == 0
