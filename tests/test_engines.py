@@ -216,7 +216,10 @@ def stand_in_vllm(tiny_dir, tmp_path, monkeypatch):
     return eng, jobs, tmp_path
 
 
-def test_vllm_child_streams_jobs_and_relays_its_log(stand_in_vllm, caplog):
+def test_vllm_child_streams_jobs_and_relays_its_log(stand_in_vllm, caplog, monkeypatch):
+    import polyglot_kedro.engines.vllm_engine as vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "PROGRESS_EVERY_S", 0.0)  # a progress line per item
     eng, jobs, tmp = stand_in_vllm
     seen = []
 
@@ -233,6 +236,7 @@ def test_vllm_child_streams_jobs_and_relays_its_log(stand_in_vllm, caplog):
     assert any("engine up" in r.getMessage() for r in relayed)
     assert any("stray print" in r.getMessage() for r in relayed)
     assert "chat/de done (2/3)" in caplog.text and "tok/s" in caplog.text
+    assert "xquad/en 2/3 items; 5 items, 10 tokens since the start" in caplog.text
 
 
 def test_vllm_child_death_keeps_finished_jobs(stand_in_vllm, monkeypatch):

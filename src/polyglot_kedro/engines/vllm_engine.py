@@ -55,6 +55,7 @@ from polyglot_kedro.engines.base import (
 
 log = logging.getLogger(__name__)
 child_log = logging.getLogger("polyglot_kedro.engines.vllm_child")
+PROGRESS_EVERY_S = 30.0  # progress line inside a long job
 
 # vLLM's log lines: "INFO 12-01 10:35:01 [llm.py:123] ...", maybe behind "(EngineCore_DP0 pid=7) ".
 _LEVEL = re.compile(r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b(?= \d\d-\d\d )")
@@ -235,7 +236,8 @@ class _ResultReader:
         self.jobs, self.seed, self.on_item, self.on_job = jobs, seed, on_item, on_job
         self.gens: list[list[Generation | None]] = [[None] * len(job.prompts) for job in jobs]
         self.n_jobs_done = 0
-        self.t_start = time.perf_counter()
+        self.t_start = self.t_last = time.perf_counter()
+        self.n_items = self.n_tokens = 0
 
     def feed(self, line: str) -> None:
         line = line.strip()
@@ -252,6 +254,16 @@ class _ResultReader:
         elif event == "item":
             g = Generation(**msg["row"])
             self.gens[msg["job"]][msg["index"]] = g
+            self.n_items += 1
+            self.n_tokens += g.n_output_tokens
+            now = time.perf_counter()
+            if now - self.t_last >= PROGRESS_EVERY_S:  # a long partition still shows life
+                self.t_last = now
+                job = self.jobs[msg["job"]]
+                done = sum(x is not None for x in self.gens[msg["job"]])
+                log.info("vLLM seed %d: %s %d/%d items; %d items, %d tokens since the start (%.1f tok/s)",
+                         self.seed, job.name, done, len(job.prompts), self.n_items, self.n_tokens,
+                         self.n_tokens / (now - self.t_start))  # fmt: skip
             if self.on_item is not None:
                 self.on_item(msg["job"], msg["index"], g)
         elif event == "chunk":  # amortised seconds of the items of one engine call
