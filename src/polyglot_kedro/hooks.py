@@ -58,13 +58,19 @@ def check_mix_grid(registry: set[str], mixes: dict[str, Any] | None, env: str | 
 class ValidateParamsHook:
     """Fails the run before any node when its configuration is wrong.
 
-    Checks ``model`` against the registry, the mix grid's specs, and that
-    the pipeline registry was built for the run's mixes (one environment).
+    Builds every stage's typed parameter object for the run's environment
+    (``param_check.validate_parameters``: unknown keys at any level, invalid
+    values, endpoint names), checks ``model`` against the registry, the mix
+    grid's specs, and that the pipeline registry was built for the run's
+    mixes (one environment).
     """
 
     @hook_impl
     def after_context_created(self, context) -> None:
+        from polyglot_kedro.param_check import validate_parameters
+
         params = context.params
+        validate_parameters(params, conf_source=getattr(context.config_loader, "conf_source", None), env=context.env)
         if "models" in params and "model" in params:
             spec = resolve_model(params["models"], params["model"])
             logger.info("Model %r (%s)", spec.name, spec.hub_id or spec.local_path or spec.gguf_file or "built locally")
