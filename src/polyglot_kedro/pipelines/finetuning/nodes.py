@@ -25,7 +25,7 @@ from typing import Any, Literal
 import pandas as pd
 import torch
 
-from polyglot_kedro import modeling
+from polyglot_kedro import modeling, tracking
 from polyglot_kedro.config import ModelSpec, resolve_model
 from polyglot_kedro.pipelines.finetuning.params import (
     FinetuningParams,
@@ -205,6 +205,7 @@ def build_trainer(
     params: FinetuningParams,
     output_dir: str | os.PathLike,
     callbacks: Sequence[Any] = (),
+    run_name: str | None = None,
 ):
     """Build (not run) the ``SFTTrainer`` for one mix.
 
@@ -215,6 +216,7 @@ def build_trainer(
         params: finetuning parameters.
         output_dir: checkpoint root.
         callbacks: extra ``TrainerCallback`` objects.
+        run_name: the trainer's run name (the mix: names its nested MLflow run).
 
     Returns:
         ``(trainer, resolved)``: the trainer and a JSON-able dict of every
@@ -256,7 +258,10 @@ def build_trainer(
         save_strategy="steps",
         save_steps=params.save_steps,
         save_total_limit=params.save_total_limit,
+        # MLflow curves come through tracking.trainer_callbacks() (a nested run
+        # that leaves the kedro run's own run open), not transformers' callback.
         report_to="none",
+        run_name=run_name,
         max_length=params.max_length,
         packing=params.packing,
         dataset_text_field="text",
@@ -266,7 +271,9 @@ def build_trainer(
         dataloader_num_workers=params.dataloader_num_workers,
         use_cpu=not torch.cuda.is_available(),
         ddp_find_unused_parameters=False if ws > 1 else None,
-        disable_tqdm=True,
+        # transformers' own progress bar on a terminal; in a non-TTY log (CI, SLURM) its
+        # PrinterCallback logs the loss every logging_steps instead of redrawing a bar.
+        disable_tqdm=not sys.stderr.isatty(),
     )
     device_map = params.device_map or spec.device_map
     # Under data parallelism each process holds a whole copy; device_map would split it.
@@ -343,7 +350,8 @@ def train_lora(
     out = checkpoint_dir(params, spec.name, mix_name)
     rows = training_rows(train_mix, params.loss_on, params.text_format)
     resume = _prepare_checkpoint_dir(out, _run_fingerprint(spec, params, rows), params.resume)
-    trainer, resolved = build_trainer(train_mix, base_model, spec, params, out, callbacks)
+    trainer, resolved = build_trainer(train_mix, base_model, spec, params, out,
+                                      [*callbacks, *tracking.trainer_callbacks()], run_name=mix_name)
     logger.info("Finetuning %s on mix %s (%d rows); resolved arguments:\n%s",
                 spec.name, mix_name, len(rows), json.dumps(resolved, indent=2, sort_keys=True, default=str))
     if torch.cuda.is_available():
