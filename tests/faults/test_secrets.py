@@ -4,7 +4,7 @@ against the local server, with injected faults so the error paths log too; the H
 report is rendered from the runs' usage ledgers (the cost table) and the run's
 provenance; then every log (captured, the run's stdout/stderr,
 ``data/08_reporting/run.log``) and every file the runs wrote (parquet, csv, json, the
-HTML report, the SQLite cache and its WAL) is searched for it.
+HTML report, the SQLite cache and its WAL, the MLflow store) is searched for it.
 """
 
 from __future__ import annotations
@@ -93,6 +93,10 @@ def test_fake_api_key_leaves_no_trace(tmp_path, monkeypatch, caplog, fault_figur
     assert b"translate_prompts" in (project / "data" / "08_reporting" / "run.log").read_bytes()
     assert list((project / "data" / "02_intermediate" / "llm_cache").glob("completions.sqlite*"))
     assert report.stat().st_size > 0
+    # the MLflow store of the kedro run (kedro-mlflow, conf/base/mlflow.yml: sqlite:///mlflow.db + mlartifacts/)
+    mlflow_store = [p for p in project.glob("mlflow.db*") if p.is_file()] + [
+        p for d in ("mlruns", "mlartifacts") for p in (project / d).rglob("*") if p.is_file()]  # fmt: skip
+    assert mlflow_store, sorted(p.name for p in project.iterdir())
     assert judgments["valid"].all() and len(judgments) == len(gens)
     logs = run.stdout + run.stderr + caplog.text.encode() + "\n".join(repr(r.__dict__) for r in caplog.records).encode()
     file_hits = _hits(tmp_path, secret)
