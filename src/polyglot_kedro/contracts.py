@@ -75,3 +75,9 @@ def require_columns(df, columns: list[str], name: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ValueError(f"{name}: missing columns {missing} (docs/ARCHITECTURE.md); has {list(df.columns)}")
+
+
+#: Raw JSON-lines sources read with ``on_bad_line: reject`` (HubOrLocalDataset):
+#: the 1-based line of every row, and what is wrong with a line that is not a JSON object.
+SOURCE_LINE = "source_line"
+SOURCE_ERROR = "source_error"

@@ -15,7 +15,10 @@ from typing import Any, Literal
 import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError
 
+from polyglot_kedro.contracts import SOURCE_ERROR, SOURCE_LINE
+
 Format = Literal["auto", "jsonl", "json", "tsv", "squad"]
+BadLinePolicy = Literal["error", "reject"]
 _SUFFIX_FORMAT = {".jsonl": "jsonl", ".json": "json", ".tsv": "tsv"}
 
 
@@ -64,6 +67,7 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
         load_args: dict[str, Any] | None = None,
         rename: dict[str, str] | None = None,
         value_map: dict[str, dict[Any, Any]] | None = None,
+        on_bad_line: BadLinePolicy = "error",
         metadata: dict[str, Any] | None = None,
     ):
         """Create the dataset.
@@ -78,6 +82,11 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
                 ``load_dataset`` keyword arguments.
             rename: column renames applied after loading (``{prompt: instruction}``).
             value_map: per-column value recoding applied after loading.
+            on_bad_line: a JSON-lines line that is not UTF-8, not JSON or not
+                a JSON object: ``error`` raises naming the file and line;
+                ``reject`` keeps reading and gives that line a row whose
+                ``source_error`` says what is wrong (every row then carries
+                its ``source_line``), for the consumer's rejected table.
             metadata: free-form, ignored by Kedro.
         """
         if format not in ("auto", "jsonl", "json", "tsv", "squad"):
@@ -91,6 +100,9 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
         self._load_args = dict(load_args or {})
         self._rename = dict(rename or {})
         self._value_map = {col: dict(m) for col, m in (value_map or {}).items()}
+        if on_bad_line not in ("error", "reject"):
+            raise DatasetError(f"HubOrLocalDataset: on_bad_line must be 'error' or 'reject', got {on_bad_line!r}")
+        self._on_bad_line = on_bad_line
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
@@ -107,7 +119,7 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
     def _specs(self) -> list[tuple[str | None, dict[str, Any]]]:
         """(language or None, resolved spec) for every source to read."""
         default = {"format": self._format, "split": self._split, "revision": self._revision,
-                   "load_args": self._load_args}  # fmt: skip
+                   "load_args": self._load_args, "on_bad_line": self._on_bad_line}  # fmt: skip
         if isinstance(self._source, str):
             return [(None, {**default, "source": self._source})]
         specs = []
@@ -115,7 +127,7 @@ class HubOrLocalDataset(AbstractDataset[None, pd.DataFrame]):
             spec = {**default, **value} if isinstance(value, Mapping) else {**default, "source": value}
             if "source" not in spec:
                 raise DatasetError(f"HubOrLocalDataset: language {lang!r} has no 'source'")
-            unknown = set(spec) - {"source", "format", "split", "revision", "load_args"}
+            unknown = set(spec) - {"source", "format", "split", "revision", "load_args", "on_bad_line"}
             if unknown:
                 raise DatasetError(f"HubOrLocalDataset: language {lang!r}: unknown key(s) {sorted(unknown)}")
             specs.append((lang, {**spec, "source": str(spec["source"])}))
@@ -194,7 +206,8 @@ def _local_format(path: Path, fmt: str) -> str:
 
 
 def _load_local(path: Path, spec: dict[str, Any]) -> pd.DataFrame:
-    return _parse(str(path), _local_format(path, spec["format"]), path.read_bytes(), spec["load_args"])
+    return _parse(str(path), _local_format(path, spec["format"]), path.read_bytes(), spec["load_args"],
+                  spec["on_bad_line"])
 
 
 def _load_url(spec: dict[str, Any]) -> pd.DataFrame:
@@ -207,13 +220,14 @@ def _load_url(spec: dict[str, Any]) -> pd.DataFrame:
             data = fh.read()
     except (OSError, ValueError, ImportError) as exc:
         raise DatasetError(f"{url}: cannot read ({type(exc).__name__}: {exc})") from exc
-    return _parse(url, fmt, data, spec["load_args"])
+    return _parse(url, fmt, data, spec["load_args"], spec["on_bad_line"])
 
 
-def _parse(name: str, fmt: str, data: bytes, load_args: dict[str, Any]) -> pd.DataFrame:
+def _parse(name: str, fmt: str, data: bytes, load_args: dict[str, Any],
+           on_bad_line: BadLinePolicy = "error") -> pd.DataFrame:
     """Parse a file's bytes; ``name`` (path or URL) is what error messages cite."""
     if fmt == "jsonl":
-        return pd.DataFrame(_read_jsonl(name, data))
+        return pd.DataFrame(_read_jsonl(name, data, on_bad_line))
     if fmt == "json":
         return _read_json(name, data)
     if fmt == "tsv":
@@ -238,25 +252,38 @@ def _load_hub(spec: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _read_jsonl(name: str, data: bytes) -> list[dict[str, Any]]:
+def _read_jsonl(name: str, data: bytes, on_bad_line: BadLinePolicy = "error") -> list[dict[str, Any]]:
     rows = []
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DatasetError(
-                f"{name}, line {lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
-            ) from exc
-        if not line.strip():
+            row = _jsonl_row(name, lineno, raw)
+        except DatasetError as exc:
+            if on_bad_line == "error":
+                raise
+            rows.append({SOURCE_LINE: lineno, SOURCE_ERROR: str(exc)})
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{name}, line {lineno}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise DatasetError(f"{name}, line {lineno}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
+        if row is not None:
+            rows.append({**row, SOURCE_LINE: lineno} if on_bad_line == "reject" else row)
     return rows
+
+
+def _jsonl_row(name: str, lineno: int, raw: bytes) -> dict[str, Any] | None:
+    """One JSON-lines line as an object (None for a blank line); DatasetError names the file and line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{name}, line {lineno}: not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+        ) from exc
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{name}, line {lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(row, dict):
+        raise DatasetError(f"{name}, line {lineno}: expected a JSON object, got {type(row).__name__}")
+    return row
 
 
 def _decode(name: str, data: bytes) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from polyglot_kedro.contracts import SOURCE_ERROR, SOURCE_LINE
 from polyglot_kedro.lid import LanguageIdentifier
 from polyglot_kedro.pipelines.data_mixing.params import DataMixingParams
 from polyglot_kedro.prompting import GuanacoParseError, Turn, parse_guanaco, plain_text
@@ -37,16 +38,28 @@ def parse_guanaco_rows(guanaco_raw: pd.DataFrame, params: dict[str, Any]) -> tup
 
     Raises:
         ValueError: ``guanaco_raw`` has no ``text`` column.
+
+    A source line that was not a JSON object (``source_error``, from a raw
+    dataset read with ``on_bad_line: reject``) and a row without a ``text``
+    field are rejected with that reason and the source line, not dropped
+    silently and not fatal for the other rows.
     """
     cfg = DataMixingParams.model_validate(params)
-    if "text" not in guanaco_raw.columns:
+    if "text" not in guanaco_raw.columns and SOURCE_ERROR not in guanaco_raw.columns:
         raise ValueError(f"guanaco_raw has no 'text' column (columns: {list(guanaco_raw.columns)})")
     parsed, rejected = [], []
-    for row, text in enumerate(guanaco_raw["text"].tolist()):
-        try:
-            turns = parse_guanaco(text, allow_trailing_human=cfg.parsing.allow_trailing_human_turn)
-        except GuanacoParseError as exc:
-            rejected.append({"row": row, "text": text if isinstance(text, str) else "", "reason": exc.reason})
+    for row, record in enumerate(guanaco_raw.to_dict("records")):
+        text = record.get("text")
+        reason = _unusable(record)
+        if reason is None:
+            try:
+                turns = parse_guanaco(text, allow_trailing_human=cfg.parsing.allow_trailing_human_turn)
+            except GuanacoParseError as exc:
+                reason = exc.reason
+        if reason is not None:
+            line = record.get(SOURCE_LINE)
+            where = f"line {int(line)}: " if line is not None and pd.notna(line) and reason[:4] != "line" else ""
+            rejected.append({"row": row, "text": text if isinstance(text, str) else "", "reason": where + reason})
             continue
         parsed.append(
             {
@@ -62,6 +75,24 @@ def parse_guanaco_rows(guanaco_raw: pd.DataFrame, params: dict[str, Any]) -> tup
     parsed_df = pd.DataFrame(parsed, columns=["id", "text", "turns", "n_turns"]).astype({"n_turns": "int64"})
     rejected_df = pd.DataFrame(rejected, columns=["row", "text", "reason"]).astype({"row": "int64"})
     return parsed_df, rejected_df
+
+
+def _unusable(record: dict[str, Any]) -> str | None:
+    """Why a raw row cannot be parsed at all (bad source line, no ``text`` field), else None."""
+    error = record.get(SOURCE_ERROR)
+    if isinstance(error, str) and error:
+        # "<file>, line N: <what>" -> "line N: <what>" (the file is the dataset's source).
+        return error.split(", ", 1)[1] if ", line " in error else error
+    text = record.get("text")
+    if text is None or (not isinstance(text, str) and pd.isna(text)):
+        fields = sorted(k for k, v in record.items()
+                        if k not in (SOURCE_LINE, SOURCE_ERROR, "text") and v is not None and not _is_nan(v))
+        return f"missing or null field 'text' (the row has: {', '.join(fields) or 'no fields'})"
+    return None
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and value != value
 
 
 # --------------------------------------------------------------------------- LID
@@ -129,7 +160,9 @@ def summarise_mixes(base_model: str, **mix_frames: pd.DataFrame) -> pd.DataFrame
         (by count, descending), ``lang_counts`` (JSON), ``mt_rows``,
         ``mean_tokens``, ``total_tokens`` (texts tokenized without special tokens).
     """
-    from polyglot_kedro.modeling import load_tokenizer  # heavy import (transformers), only for this node
+    from polyglot_kedro.modeling import (
+        load_tokenizer,  # heavy import (transformers), only for this node
+    )
 
     tokenizer = load_tokenizer(base_model)  # honours the manifest's trust_remote_code/revision
     rows = []
