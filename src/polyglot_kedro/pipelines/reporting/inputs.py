@@ -69,12 +69,16 @@ def combine_scores(*, paper_results: pd.DataFrame | None = None, **scores: pd.Da
     return out
 
 
-def summarize_costs(translation_usage: pd.DataFrame | None = None, **judging_usage: pd.DataFrame) -> pd.DataFrame:
+def summarize_costs(translation_usage: pd.DataFrame | None = None,
+                    guanaco_translation_usage: pd.DataFrame | None = None,
+                    **judging_usage: pd.DataFrame) -> pd.DataFrame:
     """The cost ledger: every usage frame with the mix it belongs to, plus a total.
 
     Args:
-        translation_usage: the shared translation ledger (mix ``""``), or None
-            for runs without a translation stage.
+        translation_usage: the shared prompt-translation ledger (mix ``""``),
+            or None for runs without a translation stage.
+        guanaco_translation_usage: the training-example translation ledger of
+            the MT mixes (mix ``""``), or None when no mix is machine-translated.
         **judging_usage: each mix's ``{mix}.judging_usage``, keyed by the mix.
             A ledger has ``stage, model, backend, requests, sent, cached,
             failed, prompt_tokens, completion_tokens, cost_usd``.
@@ -83,7 +87,8 @@ def summarize_costs(translation_usage: pd.DataFrame | None = None, **judging_usa
         Column ``mix`` + the ledger columns, and a ``TOTAL`` row summing the
         numeric ones.
     """
-    named = ([("", translation_usage)] if translation_usage is not None else []) + list(judging_usage.items())
+    shared = [df for df in (translation_usage, guanaco_translation_usage) if df is not None]
+    named = [("", df) for df in shared] + list(judging_usage.items())
     frames = [df.assign(mix=name) for name, df in named if len(df)]
     if not frames:
         return pd.DataFrame(columns=["mix", "stage", "model", "backend", *USAGE_NUMERIC])

@@ -15,7 +15,7 @@ from .render import render_report, render_tables_markdown
 from .statistics import aggregate_scores, compare_mixes, count_invalid
 
 # Keyword names the combining nodes take besides one keyword per mix.
-_RESERVED = {"paper_results", "translation_usage"}
+_RESERVED = {"paper_results", "translation_usage", "guanaco_translation_usage"}
 
 
 def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation_usage: bool = True,
@@ -28,8 +28,10 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
     Args:
         mixes: the experiment grid (``grid.load_mixes``); ``None`` or empty
             gives an empty pipeline.
-        with_translation_usage: include the ``translation_usage`` ledger in
-            the cost table (off for runs without a translation stage).
+        with_translation_usage: include the translation stage's ledgers in
+            the cost table: ``translation_usage`` (prompts) and, when a mix
+            has ``source: mt``, ``guanaco_translation_usage`` (training
+            examples). Off for runs without a translation stage.
 
     Returns:
         The reporting pipeline.
@@ -47,6 +49,8 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
     usage = {m: f"{m}.judging_usage" for m in names}
     if with_translation_usage:
         usage["translation_usage"] = "translation_usage"
+        if any(spec.source == "mt" for spec in mixes.values()):
+            usage["guanaco_translation_usage"] = "guanaco_translation_usage"
     tables = {"significance": "report_significance", "plateau": "report_plateau",
               "invalid_counts": "report_invalid_counts", "costs": "report_costs", "mix_summary": "mix_summary",
               "language_distribution": "language_distribution", "training_metrics": "report_training_metrics"}
