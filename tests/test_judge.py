@@ -1,4 +1,4 @@
-"""Judge prompt (the paper's, verbatim) and verdict parsing."""
+"""Judge prompt (the released llm_judge.py's, byte for byte) and verdict parsing."""
 
 from __future__ import annotations
 
@@ -71,3 +71,18 @@ def test_translation_messages():
 )
 def test_parse_verdict(text, expected):
     assert parse_verdict(text) == expected
+
+
+def test_judge_prompt_is_byte_identical_to_the_released_llm_judge():
+    """The released llm_judge.py (ZurichNLP/multilingual-instruction-tuning @ 5000b2c5), its
+    ``system_message`` and ``user_message`` literals: the user template by its SHA-256 (computed
+    from the released file's string), the one-line system message as text."""
+    import hashlib
+
+    from polyglot_kedro.prompting import read_prompt_file
+
+    user = read_prompt_file("judge_helpfulness.txt")
+    assert hashlib.sha256(user.encode("utf-8")).hexdigest() == (
+        "c21ee5560fc30b55d2ae57d57daf913001aa60a2242be4613198672751c9aeda"
+    )
+    assert read_prompt_file("judge_system.txt") == "You are an expert language evaluator."

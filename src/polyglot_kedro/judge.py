@@ -1,6 +1,6 @@
 """The LLM-as-judge for chat helpfulness: prompt rendering and verdict parsing.
 
-The prompt is the paper's (Kew et al. 2023, Figure 16; ``llm_judge.py`` of
+The prompt is the released code's (``llm_judge.py`` of
 ZurichNLP/multilingual-instruction-tuning), kept byte for byte in
 ``prompts/judge_system.txt`` and ``prompts/judge_helpfulness.txt`` (read with
 ``prompting.read_prompt_file``). The user template is a Python ``str.format``

@@ -1,10 +1,11 @@
 """Translation: AlpacaEval prompts and Guanaco examples into the target languages.
 
 Templates (package data, ``polyglot_kedro/prompts/``, read with
-``prompting.read_prompt_file``), kept verbatim from the
-paper's code (ZurichNLP/multilingual-instruction-tuning, translate_with_gpt.py
-@ 054c812 and its ``guanaco_human_template``), i.e. the paper's Figures 8 and
-10: ``translation_prompt.txt`` (prompts), ``translation_guanaco.txt``
+``prompting.read_prompt_file``), kept byte for byte from the
+released code (ZurichNLP/multilingual-instruction-tuning, translate_with_gpt.py
+@ 054c812 and its ``guanaco_human_template``), which words them slightly
+differently from the paper's Figures 8 and 10 (docs/FIDELITY.md):
+``translation_prompt.txt`` (prompts), ``translation_guanaco.txt``
 (conversations, role markers replaced by ``<S1>``/``<S2>``), system message
 ``translation_system.txt`` ("You are a helpful assistant.").
 
