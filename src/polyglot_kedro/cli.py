@@ -27,7 +27,6 @@ def grid() -> None:
 def _load(metadata, env: str | None, params: str):
     """Pipelines, catalog and ``params:cluster`` of ``env`` (the registry's mixes are the namespaces)."""
     from kedro.framework.project import pipelines, settings
-    from kedro.framework.session import KedroSession
 
     from polyglot_kedro.cluster.session import RUN_ID_ENV
 

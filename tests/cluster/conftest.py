@@ -52,6 +52,18 @@ def grid_project(dest: Path, env: str, files: dict[str, str]) -> Path:
     return dest
 
 
+@pytest.fixture
+def cancel_grids():
+    """Collects (project, run id) of submitted grids; cancels whatever of them is still queued after the test."""
+    grids: list[tuple[Path, str]] = []
+    yield grids
+    for project, run_id in grids:
+        try:
+            sl.cancel(list(sl.queue_states(all_ids(manifest(project, run_id)))))
+        except (OSError, sl.SlurmError):
+            pass
+
+
 def submitted_run_id(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     m = re.search(r"grid run (\S+) \(env", result.stdout)

@@ -35,16 +35,22 @@ def _aggregates(project: Path, version: str | None = None) -> pd.DataFrame:
     return df.sort_values(list(df.columns[: min(4, len(df.columns))])).reset_index(drop=True)
 
 
-def _assert_grid_equals_sequential(tmp_path: Path, env: str, files: dict[str, str], timeout: float) -> None:
+def _assert_grid_equals_sequential(tmp_path: Path, env: str, files: dict[str, str], timeout: float,
+                                   cancel_grids: list) -> None:  # fmt: skip
     grid = grid_project(tmp_path / "grid", env, files)
     seq = grid_project(tmp_path / "seq", env, files)
     # the sequential reference runs beside the grid (same machine, same seeds)
     clean = {k: v for k, v in os.environ.items() if k not in ("KEDRO_ENV", "POLYGLOT_GRID_RUN_ID")}
     reference = subprocess.Popen([KEDRO, "run", "--env", env], cwd=seq, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, env=clean)  # fmt: skip
-    run_id = submitted_run_id(kedro(grid, "grid", "submit", "--env", env, timeout=300))
-    wait_for_grid(grid, run_id, timeout)
-    out, _ = reference.communicate(timeout=timeout)
+    try:
+        run_id = submitted_run_id(kedro(grid, "grid", "submit", "--env", env, timeout=300))
+        cancel_grids.append((grid, run_id))
+        wait_for_grid(grid, run_id, timeout)
+        out, _ = reference.communicate(timeout=timeout)
+    finally:
+        if reference.poll() is None:
+            reference.kill()
     assert reference.returncode == 0, out[-4000:]
 
     man = manifest(grid, run_id)
@@ -60,14 +66,14 @@ def _assert_grid_equals_sequential(tmp_path: Path, env: str, files: dict[str, st
 
 
 @pytest.mark.usefixtures("slurm")
-def test_reduced_grid_matches_one_sequential_run(tmp_path):
-    _assert_grid_equals_sequential(tmp_path, "ci_grid", {"parameters.yml": TWO_MIXES}, timeout=2400)
+def test_reduced_grid_matches_one_sequential_run(tmp_path, cancel_grids):
+    _assert_grid_equals_sequential(tmp_path, "ci_grid", {"parameters.yml": TWO_MIXES}, 3600, cancel_grids)
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("slurm")
-def test_embedded_default_grid_matches_one_sequential_run(tmp_path):
-    _assert_grid_equals_sequential(tmp_path, "grid_default", {"parameters.yml": "{}\n"}, timeout=3600)
+def test_embedded_default_grid_matches_one_sequential_run(tmp_path, cancel_grids):
+    _assert_grid_equals_sequential(tmp_path, "grid_default", {"parameters.yml": "{}\n"}, 5400, cancel_grids)
 
 
 ONE_MIX = "mixes:\n  multi2: null\n  multi3: null\n  multi6: null\n  guanaco: null\n"
@@ -82,13 +88,14 @@ GATED = """cluster:
 
 
 @pytest.mark.usefixtures("slurm")
-def test_failed_task_resubmitted_alone_and_requeued_training_resumes(tmp_path):
+def test_failed_task_resubmitted_alone_and_requeued_training_resumes(tmp_path, cancel_grids):
     gate = tmp_path / "gate"
     gate.mkdir()
     project = grid_project(tmp_path / "p", "ci_resume", {"parameters.yml": ONE_MIX,
                            "parameters_finetuning.yml": SLOW_TRAINING, "parameters_cluster.yml": GATED})  # fmt: skip
     env = {"POLYGLOT_TEST_GATE": str(gate)}
     run_id = submitted_run_id(kedro(project, "grid", "submit", "--env", "ci_resume", timeout=300, env=env))
+    cancel_grids.append((project, run_id))
     man = manifest(project, run_id)
     ft = next(j for j in man["jobs"] if j["key"] == "finetuning")
     idx = ft["indices"][ft["mixes"].index("mono")]
@@ -116,7 +123,7 @@ def test_failed_task_resubmitted_alone_and_requeued_training_resumes(tmp_path):
     last = max(states_at_kill, key=lambda n: int(n.split("-")[1]))
     assert int(last.split("-")[1]) < 240, "training finished before the signal: nothing to resume"
 
-    wait_for_grid(project, run_id, 1200)
+    wait_for_grid(project, run_id, 3600)  # generous: a loaded 2-core machine runs this 10x slower than an idle one
     metrics_path = project / "data" / "08_reporting" / "training_metrics" / "mono.json" / run_id / "mono.json"
     metrics = json.loads(metrics_path.read_text())
     assert metrics["resumed_from_checkpoint"] is True

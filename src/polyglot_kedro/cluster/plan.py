@@ -201,7 +201,7 @@ def dependency_graph(jobs: list[Job], mix_index: Mapping[str, int] | None = None
             lines.append(f"{job.key:<28} job         {what:<40} after {deps}")
         else:
             lines.append(f"{job.key:<28} array[{len(job.mixes)}]    {what:<40} after {deps}")
-            for m, i in zip(job.mixes, job.indices or []):
+            for m, i in zip(job.mixes, job.indices or [], strict=True):
                 up = ", ".join(f"{d.job}[{i}]" if d.kind == "aftercorr" else d.job for d in job.depends)
                 lines.append(f"  [{i}] {m:<22} {'':11} {'':40} after {up}")
     return "\n".join(lines)
@@ -262,7 +262,7 @@ def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, projec
         out += ["TASK=0", "MIX=''", f"LOAD_VERSIONS={shlex.quote(_lv(job.load_versions.get('', []), run_id))}",
                 f"OUTPUTS={shlex.quote(' '.join(job.outputs.get('', [])))}"]  # fmt: skip
     else:
-        idx = dict(zip(job.indices or [], job.mixes))
+        idx = dict(zip(job.indices or [], job.mixes, strict=True))
         out += [
             _bash_assoc("MIXES", idx),
             _bash_assoc("LOAD_VERSIONS_OF", {i: _lv(job.load_versions.get(m, []), run_id) for i, m in idx.items()}),
