@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -40,10 +41,13 @@ def test_every_env_of_conf_is_found(repo_root):
 def test_kedro_run_and_train_accelerate_resolve_identical_finetuning_parameters(repo_root):
     envs = conf_envs(repo_root / "conf")
     cases = [(env, {}) for env in envs] + [("paper", {"finetuning": {"max_steps": 7}})]
-    run = subprocess.run([sys.executable, "-c", _SESSION, json.dumps(cases)], cwd=repo_root, capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    session = json.loads(run.stdout.split("JSON", 1)[1])
+    session = {}
+    for env in envs:  # one interpreter per env: the pipeline registry is built once per process, for KEDRO_ENV
+        mine = [c for c in cases if c[0] == env]
+        run = subprocess.run([sys.executable, "-c", _SESSION, json.dumps(mine)], cwd=repo_root, capture_output=True,
+                             text=True, timeout=600, env={**os.environ, "KEDRO_ENV": env})  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        session.update(json.loads(run.stdout.split("JSON", 1)[1]))
     script = _train_accelerate(repo_root)
     for env, runtime in cases:
         overrides = [f"finetuning.{k}={v}" for k, v in runtime.get("finetuning", {}).items()]

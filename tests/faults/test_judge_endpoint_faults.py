@@ -33,6 +33,7 @@ def _catalog(generations, endpoints, tmp_path) -> DataCatalog:
         "params:llm_endpoints": MemoryDataset(endpoints),
         "params:mixes.mono": MemoryDataset(MixSpec(kind="mono").model_dump()),
         "params:mono.mix_name": MemoryDataset("mono"),  # hooks.MixNameParamsHook's input in a real run
+        "params:task_scoring": MemoryDataset({}),  # the defaults (no task rows here)
         "mono.generations": MemoryDataset(generations),
         "mono.xnli_loglik": MemoryDataset(None),
         "mono.chat_judgments": ParquetDataset(filepath=str(tmp_path / "out" / "chat_judgments.parquet")),
