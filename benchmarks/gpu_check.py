@@ -749,7 +749,8 @@ def smoke_params(model_folder: str, work: str, *, cpu: bool, engine: str | None 
         # without partitions, and its load then fails.)
         "translation.prompt_languages=[de]", "translation.eval_languages=[en]",
         "llm_endpoints.translator.backend=inprocess", "llm_endpoints.translator.max_tokens=16",
-        "llm_endpoints.judge.backend=inprocess",
+        # paper's judge sends no max_tokens (null), which an in-process judge cannot do: the start-up check refuses it
+        "llm_endpoints.judge.backend=inprocess", "llm_endpoints.judge.max_tokens=64",
         "inference.seeds=[0]", "inference.tasks.chat.languages=[en]", "inference.tasks.chat.limit=4",
         "inference.tasks.chat.sampling.max_new_tokens=32",
         "inference.tasks.xquad.languages=[en]", "inference.tasks.xquad.limit=2",

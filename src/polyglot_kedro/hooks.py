@@ -70,12 +70,11 @@ class ValidateParamsHook:
         from polyglot_kedro.param_check import validate_parameters
 
         params = context.params
-        validate_parameters(params, conf_source=getattr(context.config_loader, "conf_source", None), env=context.env)
         if "models" in params and "model" in params:
             spec = resolve_model(params["models"], params["model"])
             logger.info("Model %r (%s)", spec.name, spec.hub_id or spec.local_path or spec.gguf_file or "built locally")
+        validate_parameters(params, conf_source=getattr(context.config_loader, "conf_source", None), env=context.env)
         if "mixes" in params:
-            mix_specs(params["mixes"])
             from kedro.framework.project import pipelines
 
             check_mix_grid(registry_mixes(pipelines), params["mixes"], env=context.env)

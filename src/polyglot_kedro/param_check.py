@@ -190,8 +190,8 @@ def validate_parameters(params: dict[str, Any], *, conf_source: str | Path | Non
         except ValueError as exc:  # a model validator's own message
             problems.append(f"params:{key}: {exc} ({_where(conf_source, env, (key,))})")
     if "model" in built and "models" in built and built["model"] not in built["models"]:
-        problems.append(f"params:model: {built['model']!r} is not in params:models ({_where(conf_source, env, ('model',))}); "
-                        f"valid models: {sorted(built['models'])}")  # fmt: skip
+        problems.append(f"params:model: Unknown model {built['model']!r} ({_where(conf_source, env, ('model',))}); "
+                        f"valid models (params:models): {sorted(built['models'])}")  # fmt: skip
     problems += _endpoint_references(params, built)
     if problems:
         raise ParameterError(
