@@ -61,7 +61,7 @@ JUDGMENT_COLUMNS = [
 SCORE_COLUMNS = [
     *ITEM_KEYS, "metric", "score", "valid", "invalid_reason",
     "raw_score", "prompt_lang", "response_lang", "lang_match", "judge", "judge_mode", "judge_raw",
-    "em", "f1", "pred", "gold", "engine",
+    "em", "f1", "pred", "gold", "engine", "prompt_truncated",
 ]  # fmt: skip
 #: What reporting reads from ``{mix}.scores``.
 SCORE_REQUIRED = [*ITEM_KEYS, "metric", "score", "valid", "invalid_reason"]

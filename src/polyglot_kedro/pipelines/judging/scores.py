@@ -35,6 +35,8 @@ def tidy_frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
             df[col] = df[col].astype("str")
     if "valid" in df.columns:
         df["valid"] = df["valid"].astype(bool)
+    if "prompt_truncated" in df.columns:
+        df["prompt_truncated"] = df["prompt_truncated"].fillna(False).astype(bool)
     if "lang_match" in df.columns:
         df["lang_match"] = df["lang_match"].astype("boolean")
     if "seed" in df.columns:
@@ -48,17 +50,24 @@ def row_label(row: dict, name: str = "generations") -> str:
 
 
 def fill_engines(rows: list[dict], generations: pd.DataFrame) -> list[dict]:
-    """Set each score row's ``engine`` (where it has none) to the engine of its generation row.
+    """Carry each score row's generation facts over from its generation row.
 
-    The report states which engine produced each scored output; XNLI rows
-    carry their own (``lm-eval``).
+    ``engine`` (where the row has none): the report states which engine
+    produced each scored output; XNLI rows carry their own (``lm-eval``).
+    ``prompt_truncated``: the prompt was cut to fit the context (inference's
+    ``fit_prompt``), so the report can count scores of truncated prompts;
+    False for rows without a generation (XNLI) or from generations written
+    before the column existed.
     """
-    if "engine" not in generations.columns:
-        return rows
-    engines = {tuple(str(v) for v in k[:-1]): k[-1] for k in generations[[*ITEM_KEYS, "engine"]].itertuples(index=False)}
+    cols = [c for c in ("engine", "prompt_truncated") if c in generations.columns]
+    facts = {tuple(str(v) for v in rec[:len(ITEM_KEYS)]): dict(zip(cols, rec[len(ITEM_KEYS):]))
+             for rec in generations[[*ITEM_KEYS, *cols]].itertuples(index=False)} if cols else {}
     for row in rows:
+        fact = facts.get(tuple(str(row[k]) for k in ITEM_KEYS), {})
         if row.get("engine") is None:
-            row["engine"] = engines.get(tuple(str(row[k]) for k in ITEM_KEYS))
+            row["engine"] = fact.get("engine")
+        truncated = fact.get("prompt_truncated", row.get("prompt_truncated"))
+        row["prompt_truncated"] = bool(truncated) if truncated is not None and not pd.isna(truncated) else False
     return rows
 
 

@@ -198,14 +198,17 @@ def count_invalid(scores: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         ``model, mix, task, lang, metric, n_rows, n_invalid, invalid_share,
-        reasons`` (``reason: count`` pairs, most frequent first).
+        n_prompt_truncated`` (rows whose prompt was cut to fit the context;
+        0 for scores written before that column existed), ``reasons``
+        (``reason: count`` pairs, most frequent first).
     """
     keys = ["model", "mix", "task", "lang", "metric"]
     rows = []
     for key, grp in scores.groupby(keys, sort=True):
         inv = grp[~grp["valid"]]
         counts = inv["invalid_reason"].fillna("").astype(str).replace("", "unspecified").value_counts()
+        truncated = int(grp["prompt_truncated"].fillna(False).astype(bool).sum()) if "prompt_truncated" in grp else 0
         rows.append({**dict(zip(keys, key)), "n_rows": len(grp), "n_invalid": len(inv),
-                     "invalid_share": len(inv) / len(grp),
+                     "invalid_share": len(inv) / len(grp), "n_prompt_truncated": truncated,
                      "reasons": "; ".join(f"{r}: {n}" for r, n in counts.items())})
-    return pd.DataFrame(rows, columns=keys + ["n_rows", "n_invalid", "invalid_share", "reasons"])
+    return pd.DataFrame(rows, columns=keys + ["n_rows", "n_invalid", "invalid_share", "n_prompt_truncated", "reasons"])
