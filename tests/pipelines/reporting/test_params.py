@@ -23,6 +23,10 @@ def test_conf_parameters_validate(repo_root):
         ReportingParams.model_validate({**params, "n_bot": 10})
     catalog = yaml.safe_load((repo_root / "conf/base/catalog_reporting.yml").read_text())
     bundle = catalog.pop("report_bundle")  # the latest run's bundle, one folder (not versioned)
+    in_memory = {name for name, entry in catalog.items() if entry["type"] == "MemoryDataset"}
+    assert in_memory == {"report_scores", "report_paper_results", "report_figure_manifest"}  # declared for their layer
+    for name in in_memory:
+        catalog.pop(name)
     assert bundle["path"] == "data/08_reporting/bundle"
     assert all(entry.get("versioned") for entry in catalog.values())
     assert all(entry["filepath"].startswith("data/08_reporting/") for entry in catalog.values())

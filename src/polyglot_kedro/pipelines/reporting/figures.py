@@ -28,6 +28,10 @@ METRIC_LABELS = {
     "helpfulness": "Helpfulness (1-6)",
     "xquad_f1": "XQuAD F1",
     "xquad_em": "XQuAD exact match",
+    "xquad_match": "XQuAD match (0/1, the paper's)",
+    "tgt_lang": "Response in the target language",
+    "lcb_line_pass": "LCB line-level pass rate",
+    "lcb_word_pass": "LCB word-level pass rate",
     "xcsqa_acc": "X-CSQA accuracy",
     "xnli_acc": "XNLI accuracy",
 }
@@ -36,7 +40,8 @@ METRIC_LABELS = {
 # must not look like a full bar.
 METRIC_YLIM = {
     "io_lang_agreement": (0.0, 1.0), "helpfulness": (1.0, 6.0), "xquad_f1": (0.0, 1.0), "xquad_em": (0.0, 1.0),
-    "xcsqa_acc": (0.0, 1.0), "xnli_acc": (0.0, 1.0),
+    "xcsqa_acc": (0.0, 1.0), "xnli_acc": (0.0, 1.0), "xquad_match": (0.0, 1.0),
+    "tgt_lang": (0.0, 1.0), "lcb_line_pass": (0.0, 1.0), "lcb_word_pass": (0.0, 1.0),
 }  # fmt: skip
 #: Every figure has this width (inches) and font scale, so the report shows them at one scale.
 FIG_WIDTH = 10.0

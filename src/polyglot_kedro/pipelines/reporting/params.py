@@ -52,7 +52,7 @@ class ReportingParams(StrictModel):
     # Multiple-comparison correction over one family = every test of one model, task and metric.
     correction: Literal["holm", "bh"] = "holm"
     plateau: PlateauParams = Field(default_factory=PlateauParams)
-    xquad_metric: Literal["xquad_f1", "xquad_em"] = "xquad_f1"
+    xquad_metric: Literal["xquad_f1", "xquad_em", "xquad_match"] = "xquad_f1"
     # The metrics of the answer-first summary at the top of the report, in order.
     headline_metrics: list[str] = Field(default_factory=lambda: ["helpfulness", "io_lang_agreement"])
     size_metric: str = "helpfulness"
