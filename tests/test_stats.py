@@ -21,7 +21,6 @@ from polyglot_kedro.stats import (
     length_correlation,
     minimum_detectable_difference,
     non_inferiority,
-    paired_bootstrap,
     paired_permutation_test,
     paper_seed_mean_ci,
     plateau_point,
@@ -82,40 +81,6 @@ def test_small_groups():
 def test_nan_rejected():
     with pytest.raises(ValueError, match="NaN"):
         summarize([1.0, np.nan])
-
-
-def test_paired_bootstrap_detects_planted_difference():
-    rng = np.random.default_rng(5)
-    a = rng.integers(1, 7, 90).astype(float)
-    b = np.clip(a + rng.choice([0.0, 1.0, 1.0, 2.0], size=90), 1, 6)  # b better by ~+0.9
-    res = paired_bootstrap(a, b, n_boot=1000, seed=0)
-    assert res.diff == pytest.approx(np.mean(b - a))
-    assert res.diff > 0.5
-    assert res.ci_low > 0
-    assert res.p_value < 0.01
-
-
-def test_paired_bootstrap_null_not_significant():
-    rng = np.random.default_rng(6)
-    a = rng.integers(1, 7, 90).astype(float)
-    b = a + rng.choice([-1.0, 0.0, 1.0], size=90)  # symmetric noise, no effect
-    res = paired_bootstrap(a, b, n_boot=1000, seed=0)
-    assert res.ci_low < 0 < res.ci_high
-    assert res.p_value > 0.05
-
-
-def test_paired_bootstrap_p_value_agrees_with_paired_t_test():
-    rng = np.random.default_rng(8)
-    a = rng.normal(0, 1, 200)
-    b = a + rng.normal(0.15, 1, 200)
-    res = paired_bootstrap(a, b, n_boot=4000, seed=1)
-    t = sps.ttest_rel(b, a)
-    assert res.p_value == pytest.approx(t.pvalue, abs=0.03)
-
-
-def test_paired_bootstrap_needs_aligned_pairs():
-    with pytest.raises(ValueError, match="aligned"):
-        paired_bootstrap([1.0, 2.0], [1.0])
 
 
 def test_holm_matches_definition():

@@ -1,4 +1,4 @@
-"""Summary statistics for the report: mean, sd, bootstrap CIs, paired tests.
+"""One job, the report's statistics: mean, sd, bootstrap CIs, paired tests, corrections, non-inferiority.
 
 Two families live here. The prompt-level functions (``cluster_bootstrap_ci``,
 ``paired_permutation_test``, ``compare_mixes``, ``adjust_pvalues``,
@@ -7,14 +7,14 @@ Two families live here. The prompt-level functions (``cluster_bootstrap_ci``,
 prompt (item) as the unit: its seeds are repeated measures of one prompt, not
 independent draws (issue 16). They are what the report should use.
 
-The older row-level functions (``summarize``, ``paired_bootstrap``,
-``bootstrap_means``) resample scored rows (an item under one seed) as if they
+The row-level functions (``summarize``, ``bootstrap_means``; the report's
+``ci_unit: row`` option) resample scored rows (an item under one seed) as if they
 were independent, as seaborn's ``barplot(errorbar=("ci", 95))`` does over raw
 rows: draw ``n`` row indices with replacement ``n_boot`` times, take each
 draw's mean, report the 2.5th and 97.5th percentiles. The draws come from
 ``numpy.random.default_rng(seed)`` as one ``(n_boot, n)`` matrix, which is also
 how ``scipy.stats.bootstrap`` draws them. Their intervals are too narrow when
-seeds of a prompt are correlated; they stay until the report has switched.
+seeds of a prompt are correlated; the report uses them only when asked.
 """
 
 from __future__ import annotations
@@ -37,19 +37,6 @@ class Summary:
     sd: float
     ci_low: float
     ci_high: float
-
-
-@dataclass(frozen=True)
-class PairedResult:
-    """Paired bootstrap comparison of ``b`` against ``a`` (difference b - a)."""
-
-    n_pairs: int
-    mean_a: float
-    mean_b: float
-    diff: float
-    ci_low: float
-    ci_high: float
-    p_value: float
 
 
 def _as_clean_array(values) -> np.ndarray:
@@ -106,42 +93,6 @@ def summarize(values, *, n_boot: int = 1000, seed: int = 42, level: float = 0.95
     sd = float(np.std(arr, ddof=1)) if arr.size > 1 else float("nan")
     low, high = percentile_ci(bootstrap_means(arr, n_boot=n_boot, seed=seed), level)
     return Summary(int(arr.size), float(arr.mean()), sd, low, high)
-
-
-def paired_bootstrap(a, b, *, n_boot: int = 1000, seed: int = 42, level: float = 0.95) -> PairedResult:
-    """Paired bootstrap of the mean difference ``b - a`` over aligned pairs.
-
-    ``a[i]`` and ``b[i]`` must be the same item under the same seed (and
-    language, prompt setting, metric) scored for two systems. The pairs are
-    resampled together. The p-value is two-sided and tests ``diff == 0`` by
-    centring the bootstrap distribution on zero (Efron & Tibshirani 1993,
-    §16.4): ``p = (1 + #{|d*_b - d| >= |d|}) / (n_boot + 1)``.
-
-    Args:
-        a: scores of the first system.
-        b: scores of the second system, same length and order.
-        n_boot: bootstrap resamples.
-        seed: bootstrap seed.
-        level: confidence level of the difference's interval.
-
-    Returns:
-        The :class:`PairedResult`.
-
-    Raises:
-        ValueError: ``a`` and ``b`` differ in length, are empty, or hold NaN.
-    """
-    xa, xb = _as_clean_array(a), _as_clean_array(b)
-    if xa.size != xb.size:
-        raise ValueError(f"paired_bootstrap needs aligned pairs: got {xa.size} and {xb.size} scores")
-    if xa.size == 0:
-        raise ValueError("paired_bootstrap needs at least one pair")
-    d = xb - xa
-    observed = float(d.mean())
-    boot = bootstrap_means(d, n_boot=n_boot, seed=seed)
-    low, high = percentile_ci(boot, level)
-    extreme = np.abs(boot - observed) >= abs(observed) - 1e-12
-    p = (1.0 + float(extreme.sum())) / (n_boot + 1.0)
-    return PairedResult(int(d.size), float(xa.mean()), float(xb.mean()), observed, low, high, min(p, 1.0))
 
 
 def holm(p_values) -> np.ndarray:
