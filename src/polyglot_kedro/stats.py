@@ -29,7 +29,15 @@ from scipy import stats as _sps
 
 
 @dataclass(frozen=True)
-class Summary:
+class Record:
+    """Base of the result records: ``as_dict`` gives a plain dict (one table row)."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Summary(Record):
     """Mean, sample sd (ddof=1) and bootstrap CI of one group of scores."""
 
     n: int
@@ -171,7 +179,7 @@ def seed_means(scores: pd.DataFrame, *, seed: str = "seed", value: str = "score"
 
 
 @dataclass(frozen=True)
-class ClusterCI:
+class ClusterCI(Record):
     """Mean and bootstrap CI with the prompt as the resampling unit.
 
     ``mode``: ``cluster`` (statistic = mean over all rows of a resample of
@@ -190,8 +198,6 @@ class ClusterCI:
     confidence: float
     n_resamples: int
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _ratio_stat(s, c, axis=-1):
@@ -349,7 +355,7 @@ def minimum_detectable_difference(sd_of_prompt_diffs: float, n: int, *, alpha: f
 
 
 @dataclass(frozen=True)
-class PermutationResult:
+class PermutationResult(Record):
     """Two-sided paired sign-flip permutation test on prompt-level differences.
 
     ``method``: ``exact`` (all ``2**n`` sign vectors; ``n_resamples`` is
@@ -373,8 +379,6 @@ class PermutationResult:
     mde: float
     alpha: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _signed_sums(x: np.ndarray) -> np.ndarray:
@@ -474,27 +478,12 @@ def paired_permutation_test(
 
 
 @dataclass(frozen=True)
-class MixComparison:
+class MixComparison(PermutationResult):
     """:class:`PermutationResult` of ``b - a`` plus each mix's prompt-level mean and the unpaired count."""
 
     mean_a: float
     mean_b: float
     n_unpaired: int
-    n: int
-    mean_diff: float
-    sd_diff: float
-    p_value: float
-    method: str
-    p_floor: float
-    n_resamples: int
-    ci_low: float
-    ci_high: float
-    confidence: float
-    mde: float
-    alpha: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def compare_mixes(a: pd.DataFrame, b: pd.DataFrame, *, item: str = "item_id", value: str = "score",
@@ -513,8 +502,8 @@ def compare_mixes(a: pd.DataFrame, b: pd.DataFrame, *, item: str = "item_id", va
         raise ValueError(f"compare_mixes: no prompt in both mixes ({n_a} and {n_b} prompts)")
     union = len(set(a[item]) | set(b[item]))
     res = paired_permutation_test(pairs["diff"].to_numpy(float), **test_kwargs)
-    return MixComparison(float(pairs["mean_a"].mean()), float(pairs["mean_b"].mean()), union - len(pairs),
-                         **asdict(res))
+    return MixComparison(**asdict(res), mean_a=float(pairs["mean_a"].mean()), mean_b=float(pairs["mean_b"].mean()),
+                         n_unpaired=union - len(pairs))
 
 
 def adjust_pvalues(pvals, method: Literal["holm", "bh"] = "holm") -> np.ndarray:
@@ -560,7 +549,7 @@ def decide_non_inferiority(lower: float, upper: float, delta: float) -> Decision
 
 
 @dataclass(frozen=True)
-class NonInferiority:
+class NonInferiority(Record):
     """Non-inferiority of a candidate against a reference (difference = candidate - reference).
 
     ``lower``/``upper``: one-sided ``1 - alpha`` bounds (the ``1 - 2 alpha``
@@ -575,8 +564,6 @@ class NonInferiority:
     delta: float
     alpha: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def non_inferiority(diff_per_prompt, *, delta: float, alpha: float = 0.05, n_resamples: int = 10_000,
@@ -616,7 +603,7 @@ def pool_languages(scores: pd.DataFrame, *, lang: str = "lang", item: str = "ite
 
 
 @dataclass(frozen=True)
-class PlateauStep:
+class PlateauStep(Record):
     """One rung of the ladder: Multi-``level`` against one reference mix."""
 
     level: int
@@ -630,7 +617,7 @@ class PlateauStep:
 
 
 @dataclass(frozen=True)
-class PlateauResult:
+class PlateauResult(Record):
     """Smallest number of finetuning languages that is non-inferior to every larger mix.
 
     ``label``: ``"<i>"`` (levels below i all decided worse), ``"<=<i>"``
@@ -750,7 +737,7 @@ def plateau_point(
 
 
 @dataclass(frozen=True)
-class SeedMeanCI:
+class SeedMeanCI(Record):
     """The paper's error bar: mean of the per-seed means and seaborn's ``errorbar="ci"`` interval."""
 
     n_seeds: int
@@ -758,8 +745,6 @@ class SeedMeanCI:
     ci_low: float
     ci_high: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def paper_seed_mean_ci(per_seed_means, *, confidence: float = 0.95, n_boot: int = 1000,
@@ -791,15 +776,13 @@ def paper_seed_mean_ci(per_seed_means, *, confidence: float = 0.95, n_boot: int 
 
 
 @dataclass(frozen=True)
-class JudgeAgreement:
+class JudgeAgreement(Record):
     """Agreement of two judgings of the same responses (NaN pairs dropped)."""
 
     n: int
     exact: float
     within_1: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def _paired_finite(a, b, fn: str) -> tuple[np.ndarray, np.ndarray]:
@@ -824,15 +807,13 @@ def judge_agreement(a, b) -> JudgeAgreement:
 
 
 @dataclass(frozen=True)
-class LengthCorrelation:
+class LengthCorrelation(Record):
     """Spearman correlation of judge scores with response length (NaN pairs dropped)."""
 
     n: int
     rho: float
     p_value: float
 
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def length_correlation(scores, lengths) -> LengthCorrelation:
