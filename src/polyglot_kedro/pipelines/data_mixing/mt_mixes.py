@@ -27,7 +27,8 @@ def _mt_blocks(orders: dict[str, list[str]], mixing: MixingParams, n_languages: 
     """English rows to translate into each of the first ``n_languages - 1`` languages."""
     base = orders[mixing.base_language]
     total, per = mixing.total_size, mixing.per_language
-    langs = mixing.language_order[: n_languages - 1]
+    # The languages of the largest MT mix, by the one rule of which languages multi-i holds.
+    langs = MixSpec(kind="multi", n_languages=n_languages).added_languages(mixing.language_order, "mt mixes")
     if len(base) < total:
         raise short_supply_error("mt mixes", mixing.base_language, total, len(base))
     if per * len(langs) > total:
