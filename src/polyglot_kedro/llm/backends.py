@@ -199,12 +199,8 @@ def reply_text(text: str) -> str:
     return cut_at_stop(text, STOP_STRINGS)[0].strip()
 
 
-class InProcessBackend:
-    """A transformers causal LM loaded from a folder, generating in this process.
-
-    Generation is serialised with a lock (one model, one forward at a time);
-    the tokenizer and model are loaded once, lazily.
-    """
+class _LocalModelBackend:
+    """What both in-process backends hold: a model folder, its label, sampling, dtype, overflow policy."""
 
     def __init__(
         self,
@@ -232,6 +228,17 @@ class InProcessBackend:
         self._sampling = dict(sampling)
         self.dtype = dtype
         self.overflow = overflow
+
+
+class InProcessBackend(_LocalModelBackend):
+    """A transformers causal LM loaded from a folder, generating in this process.
+
+    Generation is serialised with a lock (one model, one forward at a time);
+    the tokenizer and model are loaded once, lazily.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
 
@@ -295,7 +302,7 @@ class InProcessBackend:
             )
 
 
-class VLLMBatchBackend:
+class VLLMBatchBackend(_LocalModelBackend):
     """vLLM's offline engine on a model folder: every uncached request of a run in one batch.
 
     vLLM pays a long start per engine (about a minute on CPU), so this backend
@@ -312,21 +319,6 @@ class VLLMBatchBackend:
     parses and follows the schema); ``json_mode`` alone asks for any JSON
     object, as OpenAI's JSON mode does.
     """
-
-    def __init__(
-        self,
-        *,
-        model_path: str,
-        label: str,
-        sampling: dict[str, Any],
-        dtype: str = "auto",
-        overflow: ContextOverflow = "fail",
-    ):
-        self.model_path = str(model_path)
-        self.model = label
-        self._sampling = dict(sampling)
-        self.dtype = dtype
-        self.overflow = overflow
 
     def __repr__(self) -> str:
         return f"VLLMBatchBackend(model={self.model!r}, path={self.model_path!r})"
