@@ -246,3 +246,25 @@ def test_missing_column_fails_with_name(generations, judging_params):
 def test_params_typo_fails_fast(generations):
     with pytest.raises(ValueError, match="n_itmes"):
         detect_chat_languages(generations, {"chat": {"n_itmes": 3}})
+
+
+def test_hub_lid_model_for_io_agreement_is_fetched_at_its_revision(generations, judging_params, monkeypatch):
+    """conf/paper's judging LID (OpenLID by Hub id): the pinned revision is fetched, its labels compared."""
+    import polyglot_kedro.lid as lid_module
+
+    calls = []
+
+    def download(**kwargs):
+        calls.append(kwargs)
+        return lid_module.default_model_path()  # the bundled lid.176 stands in offline
+
+    monkeypatch.setattr(lid_module, "hf_hub_download", download)
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    by_hub = detect_chat_languages(generations, {**judging_params, "lid_model_path": "laurievb/OpenLID",
+                                                 "lid_revision": sha})
+    assert [(c["repo_id"], c["revision"], c["filename"]) for c in calls] == [("laurievb/OpenLID", sha, "model.bin")]
+    pd.testing.assert_frame_equal(by_hub, detect_chat_languages(generations, judging_params))
+    with pytest.raises(ValueError, match="pin 'revision'"):
+        detect_chat_languages(generations, {**judging_params, "lid_model_path": "laurievb/OpenLID"})
+    with pytest.raises(ValueError, match="lid_label_mode"):
+        detect_chat_languages(generations, {**judging_params, "lid_label_mode": "iso3"})

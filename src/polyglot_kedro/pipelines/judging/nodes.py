@@ -71,7 +71,7 @@ from polyglot_kedro.language_confusion import (
     ResponseConfusion,
     metric_rows,
 )
-from polyglot_kedro.lid import LanguageIdentifier
+from polyglot_kedro.lid import LabelMode, LanguageIdentifier
 
 from .scores import fill_engines, row_label, tidy_frame
 
@@ -112,7 +112,12 @@ class JudgingParams(StrictModel):
     """``params:judging``."""
 
     chat: ChatJudgingParams = ChatJudgingParams()
+    # The prompt/response LID (IO agreement, the forced-1 rule): a local fastText
+    # file, a Hub id (polyglot_kedro.lid.HUB_MODELS, e.g. laurievb/OpenLID, with
+    # its pinned lid_revision) or None for the bundled lid.176.ftz.
     lid_model_path: str | None = None
+    lid_revision: str | None = None
+    lid_label_mode: LabelMode = "iso639_1"
     language_confusion: LanguageConfusionParams = LanguageConfusionParams()
 
 
@@ -173,7 +178,7 @@ def detect_chat_languages(generations: pd.DataFrame, judging: dict) -> pd.DataFr
     chat = generations[generations["task"] == "chat"]
     if chat.empty:
         return _chat_language_frame([])
-    lid = LanguageIdentifier(params.lid_model_path)
+    lid = LanguageIdentifier(params.lid_model_path, revision=params.lid_revision, label_mode=params.lid_label_mode)
     lcb = params.language_confusion
     confusion = LanguageConfusionScorer.from_params(lcb) if lcb.enabled else None
     cache: dict[str, str] = {}
