@@ -2,7 +2,7 @@
 
 Training is TRL's ``SFTTrainer`` with a PEFT ``LoraConfig``; every knob is a
 field of :class:`FinetuningParams` (``conf/base/parameters_finetuning.yml``,
-paper values in ``conf/paper/``). The same ``train_adapter`` function runs
+paper values in ``conf/paper/``). The same ``train_lora`` function runs
 under Kedro (one process) and under ``accelerate launch`` through
 ``scripts/train_accelerate.py`` (data parallel, one copy per process).
 """
@@ -338,9 +338,27 @@ def train_lora(
     *,
     callbacks: Sequence[Any] = (),
 ) -> tuple[str, dict[str, Any]]:
-    """Train one mix's LoRA adapter; resumable. See :func:`train_adapter`.
+    """LoRA-tune the base model on one mix with TRL's ``SFTTrainer``.
 
-    ``callbacks`` are extra ``TrainerCallback`` objects (tests, the accelerate script).
+    Resumes from the last ``checkpoint-*`` in the mix's checkpoint folder when
+    ``finetuning.resume`` is true and the checkpoints belong to the same
+    model, LoRA shape and data.
+
+    Args:
+        train_mix: ``{mix}.train_mix`` (``id``, ``text``, ...).
+        base_model: the prepared base model folder.
+        model: ``params:model`` (registry name).
+        models: ``params:models`` (the registry).
+        finetuning: ``params:finetuning``.
+        mix_name: ``params:mix_name``, the namespace's mix (names the checkpoint folder).
+        callbacks: extra ``TrainerCallback`` objects (tests, the accelerate script).
+
+    Returns:
+        The adapter folder (saved by the ``{mix}.adapter`` dataset) and the
+        training metrics: ``loss_curve`` [{step, loss}], ``tokens_seen``,
+        ``tokens_per_second``, ``wall_seconds``, ``peak_rss_mib``
+        (``peak_cuda_allocated_mib`` on GPU), ``config`` (every resolved
+        argument), ``model``, ``revision``/``resolved_revision``, ``mix``, ``rows``.
     """
     from transformers import set_seed
 
@@ -390,35 +408,3 @@ def train_lora(
         "config": resolved,
     }
     return str(adapter_dir), metrics
-
-
-def train_adapter(
-    train_mix: pd.DataFrame,
-    base_model: str,
-    model: str,
-    models: dict[str, Any],
-    finetuning: dict[str, Any],
-    mix_name: str,
-) -> tuple[str, dict[str, Any]]:
-    """LoRA-tune the base model on one mix with TRL's ``SFTTrainer``.
-
-    Resumes from the last ``checkpoint-*`` in the mix's checkpoint folder when
-    ``finetuning.resume`` is true and the checkpoints belong to the same
-    model, LoRA shape and data.
-
-    Args:
-        train_mix: ``{mix}.train_mix`` (``id``, ``text``, ...).
-        base_model: the prepared base model folder.
-        model: ``params:model`` (registry name).
-        models: ``params:models`` (the registry).
-        finetuning: ``params:finetuning``.
-        mix_name: ``params:mix_name``, the namespace's mix (names the checkpoint folder).
-
-    Returns:
-        The adapter folder (saved by the ``{mix}.adapter`` dataset) and the
-        training metrics: ``loss_curve`` [{step, loss}], ``tokens_seen``,
-        ``tokens_per_second``, ``wall_seconds``, ``peak_rss_mib``
-        (``peak_cuda_allocated_mib`` on GPU), ``config`` (every resolved
-        argument), ``model``, ``revision``/``resolved_revision``, ``mix``, ``rows``.
-    """
-    return train_lora(train_mix, base_model, model, models, finetuning, mix_name)

@@ -9,7 +9,7 @@ from kedro.pipeline import Pipeline, node
 from polyglot_kedro.config import MixSpec
 from polyglot_kedro.pipelines import per_mix
 from polyglot_kedro.pipelines.finetuning.merge import merge_adapter
-from polyglot_kedro.pipelines.finetuning.nodes import train_adapter
+from polyglot_kedro.pipelines.finetuning.nodes import train_lora
 
 _GLOBAL_PARAMS = ["params:model", "params:models", "params:finetuning"]
 
@@ -19,7 +19,7 @@ def create_base_pipeline() -> Pipeline:
     return Pipeline(
         [
             node(
-                train_adapter,
+                train_lora,
                 inputs=["train_mix", "base_model", *_GLOBAL_PARAMS, "params:mix_name"],
                 outputs=["adapter", "training_metrics"],
                 name="train_adapter",
