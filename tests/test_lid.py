@@ -166,7 +166,7 @@ def test_hub_model_read_from_the_hf_cache_offline(tmp_path, monkeypatch):
     snapshot = tmp_path / "models--laurievb--OpenLID" / "snapshots" / SHA
     snapshot.mkdir(parents=True)
     shutil.copy(default_model_path(), snapshot / "model.bin")
-    lid = LanguageIdentifier.from_config({"model": "laurievb/OpenLID", "revision": SHA, "cache_dir": str(tmp_path)})
+    lid = LanguageIdentifier.from_config({"model_path": "laurievb/OpenLID", "revision": SHA, "cache_dir": str(tmp_path)})
     assert lid.predict(CLEAR["sv"]).lang == "sv"
     assert lid.model_path == str(snapshot / "model.bin")
     # Not cached (another commit) and offline: a clear error, not a hang.
@@ -202,7 +202,7 @@ def test_openlid_labels_map_to_our_codes(monkeypatch, fake_hub, text, iso639_1, 
 
     monkeypatch.setattr(lid_module.fasttext, "load_model", lambda path: _FakeOpenLID())
     by_code = LanguageIdentifier("laurievb/OpenLID", revision=SHA)
-    by_label = LanguageIdentifier.from_config({"model": "laurievb/OpenLID", "revision": SHA, "label_mode": "full_label"})
+    by_label = LanguageIdentifier.from_config({"model_path": "laurievb/OpenLID", "revision": SHA, "label_mode": "full_label"})
     assert by_code.predict(text) == (iso639_1, f"__label__{full_label}", 0.93)
     assert by_label.predict(text).lang == full_label
     assert by_label.predict_many([text])["lid_label"].tolist() == [f"__label__{full_label}"]
@@ -231,7 +231,7 @@ def test_full_label_mode_and_bad_settings():
         LanguageIdentifier(label_mode="iso")
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="model_path"):
-        LanguageIdentifier.from_config({"model_path": "x.bin"})
+    with pytest.raises(ValidationError, match="model"):
+        LanguageIdentifier.from_config({"model": "x.bin"})  # the key is model_path, as in the YAML
     with pytest.raises(FileNotFoundError, match="no/such/lid.bin"):
         LanguageIdentifier("no/such/lid.bin").predict("hi")

@@ -95,7 +95,7 @@ class LidConfig(StrictModel):
     """Which LID model to use and how its labels are compared.
 
     Args:
-        model: a local fastText ``.bin``/``.ftz`` path, a Hub repo id
+        model_path: a local fastText ``.bin``/``.ftz`` path, a Hub repo id
             (``laurievb/OpenLID``, ``laurievb/OpenLID-v2``, ``cis-lmu/glotlid``
             or another fastText repo with ``filename``), or ``None`` for the
             bundled ``lid.176.ftz``.
@@ -109,7 +109,7 @@ class LidConfig(StrictModel):
             (``deu_Latn``), see ``normalize_label``.
     """
 
-    model: str | None = None
+    model_path: str | None = None
     revision: str | None = None
     filename: str | None = None
     cache_dir: str | None = None
@@ -318,7 +318,7 @@ class LanguageIdentifier:
     def from_config(cls, config: LidConfig | Mapping[str, Any] | None) -> "LanguageIdentifier":
         """Build from a ``LidConfig`` (or its dict, e.g. a ``params:`` block; ``None`` = defaults)."""
         cfg = config if isinstance(config, LidConfig) else LidConfig.model_validate(dict(config or {}))
-        return cls(cfg.model, cfg.max_chars, revision=cfg.revision, filename=cfg.filename,
+        return cls(cfg.model_path, cfg.max_chars, revision=cfg.revision, filename=cfg.filename,
                    cache_dir=cfg.cache_dir, label_mode=cfg.label_mode)
 
     @property

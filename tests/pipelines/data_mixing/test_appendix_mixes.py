@@ -173,11 +173,11 @@ def test_full_unfiltered_keeps_low_confidence_rows(lid_frame, params):
 def test_lid_model_by_hub_id_reaches_the_identifier(monkeypatch, params):
     seen = {}
 
-    class _Lid:
+    class _Lid(data_mixing_nodes.LanguageIdentifier):  # the real from_config, a recording constructor
         model_path = "laurievb/OpenLID"
 
-        def __init__(self, model, **kwargs):
-            seen.update(model=model, **kwargs)
+        def __init__(self, model, max_chars=None, **kwargs):
+            seen.update(model=model, max_chars=max_chars, **kwargs)
 
         def predict_many(self, texts):
             return pd.DataFrame({"lang": ["en"] * len(texts), "lid_label": ["__label__eng_Latn"] * len(texts),

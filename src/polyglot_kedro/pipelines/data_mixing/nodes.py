@@ -110,10 +110,7 @@ def identify_languages(guanaco_parsed: pd.DataFrame, params: dict[str, Any]) -> 
         ``lid_confidence`` and ``keep`` (confidence >= ``min_confidence``).
     """
     cfg = DataMixingParams.model_validate(params)
-    lid = LanguageIdentifier(
-        cfg.lid.model_path, max_chars=cfg.lid.max_chars, revision=cfg.lid.revision, filename=cfg.lid.filename,
-        cache_dir=cfg.lid.cache_dir, label_mode=cfg.lid.label_mode,
-    )  # fmt: skip
+    lid = LanguageIdentifier.from_config(cfg.lid)
     texts = [plain_text([Turn(t["role"], t["content"]) for t in json.loads(s)]) for s in guanaco_parsed["turns"]]
     pred = lid.predict_many(texts)
     out = guanaco_parsed.reset_index(drop=True).copy()

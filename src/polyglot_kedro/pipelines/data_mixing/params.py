@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from polyglot_kedro.config import StrictModel
-from polyglot_kedro.lid import LabelMode
+from polyglot_kedro.lid import LidConfig
 
 MIX_COLUMNS = ["id", "text", "lang", "source"]
 LID_COLUMNS = ["lang", "lid_label", "lid_confidence", "keep"]
@@ -24,22 +24,12 @@ class ParsingParams(StrictModel):
     allow_trailing_human_turn: bool = True
 
 
-class LidParams(StrictModel):
-    """``data_mixing.lid``: the fastText model, the keep threshold, and an
-    optional prefix length (``None`` = whole conversation).
-
-    ``model_path``: a local ``.bin``/``.ftz`` file, a Hub id
-    (``laurievb/OpenLID``, the paper's ``lid201-model.bin``) fetched at
-    ``revision``, or ``None`` for lid.176.ftz. ``label_mode``: how labels are
-    compared (``lid.LidConfig``).
+class LidParams(LidConfig):
+    """``data_mixing.lid``: the LID model (every :class:`~polyglot_kedro.lid.LidConfig`
+    field: ``model_path``, ``revision``, ``label_mode``, ``max_chars`` = prefix
+    length or ``None`` for the whole conversation, ...) and the keep threshold.
     """
 
-    model_path: str | None = None
-    revision: str | None = None
-    filename: str | None = None
-    cache_dir: str | None = None
-    label_mode: LabelMode = "iso639_1"
-    max_chars: int | None = Field(None, ge=1)
     min_confidence: float = Field(0.8, ge=0.0, le=1.0)
 
 
