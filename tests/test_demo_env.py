@@ -74,16 +74,22 @@ def test_demo_stage_parameters_validate(params):
     assert inference.tasks.chat.enabled and not inference.tasks.xquad.enabled and not inference.tasks.xcsqa.enabled
     assert set(inference.tasks.chat.languages) == set(translation.eval_languages)
     assert translation.prompt_languages == []
-    for lang in ("en", "es", "de", "bg", "no"):
+    for lang in ("en", "es", "ru", "de", "fr", "bg", "no", "hi"):
         assert lang in inference.tasks.chat.languages
+    # The confirmation set, fixed in advance (docs/REPLICATION.md): prompts 11-50.
+    assert inference.tasks.chat.item_range == (11, 50) and inference.tasks.chat.limit is None
 
 
 def test_demo_judge_endpoint_enforces_the_verdict_schema(params):
-    """The demo's judge: in-process vLLM (the only backend here that can enforce a schema), seed 0, all items."""
+    """The demo's judge: in-process vLLM (the only backend here that can enforce a schema), seed 0, a fixed sample."""
     from polyglot_kedro.llm.client import LLMEndpointConfig
 
     judging = JudgingParams.model_validate(params["judging"])
-    assert judging.chat.enabled and judging.chat.seeds == [0] and judging.chat.n_items is None
+    assert judging.chat.enabled and judging.chat.seeds == [0]
+    # A fixed sample of the confirmation prompts per language (time budget: conf/demo/parameters_judging.yml).
+    chat = InferenceParams.model_validate(params["inference"]).tasks.chat
+    start, stop = chat.item_range
+    assert judging.chat.n_items is not None and judging.chat.n_items < stop - start + 1
     assert not judging.chat.judge_mismatched
     endpoint = {**params["llm_endpoints"][judging.chat.endpoint],
                 **{k: v for k, v in judging.chat.request.model_dump().items() if v is not None}}  # fmt: skip
@@ -137,9 +143,39 @@ def test_demo_chat_prompts_cover_every_chat_language(demo_config, params, shared
     finally:
         os.chdir(cwd)
     assert {"id", "lang", "instruction"} <= set(prompts.columns)
-    assert prompts["instruction"].notna().all()
+    # Only lines the loader rejected (hi's line 50) lack an instruction; assemble_chat_prompts drops them.
+    good = prompts[prompts["source_error"].isna()] if "source_error" in prompts.columns else prompts
+    assert good["instruction"].notna().all()
+    assert prompts.loc[prompts["instruction"].isna(), "lang"].tolist() == ["hi"]
     chat = InferenceParams.model_validate(params["inference"]).tasks.chat
-    counts = prompts["lang"].value_counts()
+    counts = good["lang"].value_counts()
     for lang in chat.languages:
-        assert counts.get(lang, 0) >= (chat.limit or 1), f"{lang}: {counts.get(lang, 0)} prompts"
-    assert not prompts.duplicated(["lang", "id"]).any()
+        assert counts.get(lang, 0) >= chat.item_range[0], f"{lang}: {counts.get(lang, 0)} prompts"
+    assert not good.duplicated(["lang", "id"]).any()
+
+
+def test_demo_evaluates_the_confirmation_prompts_and_skips_hindi_s_bad_line(params, shared_data, caplog):
+    """Prompts 11-50 of every language (hi: 11-49, its line 50 is malformed upstream), never prompts 1-10."""
+    import logging
+
+    from polyglot_kedro.datasets.hub_or_local import HubOrLocalDataset
+    from polyglot_kedro.pipelines.inference.nodes import build_eval_prompts
+    from polyglot_kedro.pipelines.translation.nodes import assemble_chat_prompts
+
+    loader = OmegaConfigLoader(conf_source=str(REPO_ROOT / "conf"), env="demo", **CONFIG_LOADER_ARGS)
+    sources = {lang: {**spec, "source": str(REPO_ROOT / spec["source"])} if isinstance(spec, dict)
+               else str(REPO_ROOT / spec) for lang, spec in loader["globals"]["sources"]["chat_prompts"].items()}  # fmt: skip
+    raw = HubOrLocalDataset(source=sources, rename={"prompt": "instruction"}).load()
+    with caplog.at_level(logging.WARNING):
+        chat_prompts = assemble_chat_prompts(raw, {}, params["translation"])
+    assert "test_hi.jsonl, line 50: invalid JSON" in caplog.text
+    prompts = build_eval_prompts(chat_prompts, pd.DataFrame(), pd.DataFrame(), params["inference"])
+    counts = prompts.groupby("lang").size().to_dict()
+    assert counts == {**{lang: 40 for lang in ("en", "es", "ru", "de", "fr", "bg", "no")}, "hi": 39}
+    # German = AlpacaEval lines 11-50 (ids number the lines from 00000).
+    assert prompts[prompts["lang"] == "de"]["item_id"].tolist() == [f"{i:05d}" for i in range(10, 50)]
+    # The OASST files are parallel: the same 40 prompt ids in every language, none of the first ten.
+    oasst = pd.read_json(shared_data / "hplt_oasst_test" / "test_en.jsonl", lines=True)["id"].tolist()
+    for lang in ("en", "es", "ru", "fr", "bg", "no"):
+        assert prompts[prompts["lang"] == lang]["item_id"].tolist() == oasst[10:50]
+    assert prompts[prompts["lang"] == "hi"]["item_id"].tolist() == oasst[10:49]

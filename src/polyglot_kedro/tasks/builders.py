@@ -84,12 +84,43 @@ def _log_sources(task: str, langs: set[str], templates: str) -> None:
         log.info("%s: templates=%s; %s from the other set (%s has none)", task, templates, other, templates)
 
 
-def _select(df: pd.DataFrame, lang: str, limit: int | None, name: str) -> pd.DataFrame:
+def item_window(limit: int | None = None, items: tuple[int, int | None] | None = None) -> tuple[int, int | None] | None:
+    """The 1-based inclusive position range ``(start, stop)`` that ``limit`` or ``items`` name (None: all).
+
+    ``limit=N`` is the range 1..N. ``stop`` may be None (to the last item).
+
+    Raises:
+        ValueError: both given, or a range that is empty or starts before 1.
+    """
+    if limit is not None and items is not None:
+        raise ValueError("give either limit or items (a position range), not both")
+    if limit is not None:
+        items = (1, limit)
+    if items is None:
+        return None
+    start, stop = items
+    if start < 1 or (stop is not None and stop < start):
+        raise ValueError(f"items: need 1 <= start <= stop (1-based, inclusive), got start={start}, stop={stop}")
+    return start, stop
+
+
+def _select(df: pd.DataFrame, lang: str, window: tuple[int, int | None] | None, name: str) -> pd.DataFrame:
+    """The rows of ``lang`` at positions ``window`` (1-based, inclusive; positions count the
+    language's rows in source order, so prompt k is the same prompt whatever the range)."""
     rows = df[df["lang"] == lang]
     if rows.empty:
         have = ", ".join(sorted(map(str, df["lang"].unique())))
         raise ValueError(f"{name}: no rows for language {lang!r} (it has: {have})")
-    return rows if limit is None else rows.head(limit)
+    if window is None:
+        return rows
+    start, stop = window
+    if start > len(rows):
+        raise ValueError(f"{name}: language {lang!r} has {len(rows)} items, the range starts at item {start}")
+    if stop is not None and stop > len(rows):
+        # A shorter language (hi: 49 usable prompts) is evaluated on what it has, and said so.
+        log.warning("%s: language %r has %d items; range %d-%d keeps %d-%d", name, lang, len(rows), start, stop,
+                    start, len(rows))
+    return rows.iloc[start - 1 : stop]
 
 
 def gold_answers(value: Any, where: str) -> list[str]:
@@ -106,21 +137,30 @@ def gold_answers(value: Any, where: str) -> list[str]:
     return texts
 
 
-def build_chat_prompts(chat_prompts: pd.DataFrame, languages: list[str], limit: int | None = None) -> pd.DataFrame:
+def build_chat_prompts(
+    chat_prompts: pd.DataFrame,
+    languages: list[str],
+    limit: int | None = None,
+    items: tuple[int, int | None] | None = None,
+) -> pd.DataFrame:
     """Chat prompts in the Guanaco template, setting ``native``.
 
     Args:
         chat_prompts: rows ``id, lang, instruction`` (``prompt_source`` optional).
         languages: languages to keep.
         limit: first ``limit`` prompts per language (None: all).
+        items: instead of ``limit``, the prompts at positions ``(start, stop)``
+            per language (1-based, inclusive, in source order).
 
     Returns:
-        Prompt table (see module doc).
+        Prompt table (see module doc); ``item_id`` is the source row's ``id``,
+        so a range keeps the prompts' own ids.
     """
     require_columns(chat_prompts, ["id", "lang", "instruction"], "chat_prompts")
+    window = item_window(limit, items)
     rows = []
     for lang in languages:
-        for r in _select(chat_prompts, lang, limit, "chat_prompts").itertuples(index=False):
+        for r in _select(chat_prompts, lang, window, "chat_prompts").itertuples(index=False):
             if not isinstance(r.instruction, str) or not r.instruction.strip():
                 raise ValueError(f"chat_prompts: row id={r.id!r} lang={lang}: empty field 'instruction'")
             rows.append(("chat", lang, "native", str(r.id), guanaco_prompt(r.instruction), r.instruction, _NULL, _NULL))
@@ -133,6 +173,7 @@ def build_xquad_prompts(
     settings: list[str],
     limit: int | None = None,
     templates: str = "paper",
+    items: tuple[int, int | None] | None = None,
 ) -> pd.DataFrame:
     """XQuAD prompts for each language and prompt setting.
 
@@ -142,20 +183,23 @@ def build_xquad_prompts(
         settings: ``en:xx`` and/or ``xx:xx``.
         limit: first ``limit`` questions per language.
         templates: ``paper`` or ``project`` (``xquad_prompt``).
+        items: instead of ``limit``, the questions at positions ``(start, stop)``
+            per language (1-based, inclusive).
 
     Returns:
         Prompt table; ``question`` as in the source row, ``reference`` the
         JSON list of gold answer texts (each stripped, as the notebook's gold).
     """
     require_columns(xquad_raw, ["id", "lang", "context", "question", "answers"], "xquad_raw")
+    window = item_window(limit, items)
     rows = []
     for lang in languages:
-        items = _select(xquad_raw, lang, limit, "xquad_raw")
+        chosen = _select(xquad_raw, lang, window, "xquad_raw")
         for setting in settings:
             if setting not in SETTINGS["xquad"]:
                 raise ValueError(f"xquad: unknown prompt setting {setting!r}; expected {SETTINGS['xquad']}")
             plang = prompt_language(setting, lang)
-            for r in items.itertuples(index=False):
+            for r in chosen.itertuples(index=False):
                 where = f"xquad_raw row id={r.id!r} lang={lang}"
                 for field in ("context", "question"):
                     if not isinstance(getattr(r, field), str) or not getattr(r, field).strip():
@@ -173,6 +217,7 @@ def build_xcsqa_prompts(
     settings: list[str],
     limit: int | None = None,
     templates: str = "paper",
+    items: tuple[int, int | None] | None = None,
 ) -> pd.DataFrame:
     """X-CSQA prompts for each language and prompt setting.
 
@@ -182,6 +227,8 @@ def build_xcsqa_prompts(
         settings: ``xx:xx`` (the paper) and/or ``en:xx``.
         limit: first ``limit`` questions per language.
         templates: ``paper`` or ``project`` (``xquad_prompt``).
+        items: instead of ``limit``, the questions at positions ``(start, stop)``
+            per language (1-based, inclusive).
 
     Returns:
         Prompt table; ``options`` the JSON list of option texts,
@@ -189,14 +236,15 @@ def build_xcsqa_prompts(
     """
     require_columns(xcsqa_raw, ["id", "lang", "question", "options", "answer"], "xcsqa_raw")
     letters = load_task_template("xcsqa")["letters"]
+    window = item_window(limit, items)
     rows = []
     for lang in languages:
-        items = _select(xcsqa_raw, lang, limit, "xcsqa_raw")
+        chosen = _select(xcsqa_raw, lang, window, "xcsqa_raw")
         for setting in settings:
             if setting not in SETTINGS["xcsqa"]:
                 raise ValueError(f"xcsqa: unknown prompt setting {setting!r}; expected {SETTINGS['xcsqa']}")
             plang = prompt_language(setting, lang)
-            for r in items.itertuples(index=False):
+            for r in chosen.itertuples(index=False):
                 where = f"xcsqa_raw row id={r.id!r} lang={lang}"
                 options = list(r.options.tolist() if hasattr(r.options, "tolist") else r.options)
                 if len(options) != len(letters) or not all(isinstance(o, str) for o in options):

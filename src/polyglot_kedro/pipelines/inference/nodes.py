@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from polyglot_kedro.config import StrictModel, resolve_model
 from polyglot_kedro.contracts import EVAL_PROMPT_COLUMNS, GENERATION_COLUMNS, ITEM_FIELDS, XNLI_LOGLIK_COLUMNS
@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 GENERATION_TASKS = ("chat", "xquad", "xcsqa")
 
 
+class ItemRange(StrictModel):
+    """Item positions per language, 1-based and inclusive, in source order (``{start: 11, stop: 50}``).
+
+    Rows keep their source ids, so prompt 11 is the same prompt under any range
+    (the demo's exploration set is 1-10, its confirmation set 11-50).
+    """
+
+    start: int = Field(1, ge=1)
+    stop: int | None = Field(None, ge=1)  # None: to the last item
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ItemRange":
+        if self.stop is not None and self.stop < self.start:
+            raise ValueError(f"items.stop ({self.stop}) is before items.start ({self.start})")
+        return self
+
+
 class TaskRun(StrictModel):
     """Which languages/settings of one generation task run, and how it samples."""
 
@@ -46,6 +63,17 @@ class TaskRun(StrictModel):
     languages: list[str]
     prompt_settings: list[str]
     limit: int | None = Field(None, ge=1)  # first N items per language (demo); None: all
+    items: ItemRange | None = None  # instead of limit: a position range per language
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> "TaskRun":
+        if self.limit is not None and self.items is not None:
+            raise ValueError("set either limit or items, not both (limit: N is items: {start: 1, stop: N})")
+        return self
+
+    @property
+    def item_range(self) -> tuple[int, int | None] | None:
+        return None if self.items is None else (self.items.start, self.items.stop)
     batch_size: int | None = Field(None, ge=1)  # overrides inference.batch_size
     sampling: SamplingSpec
     # XQuAD/X-CSQA: the paper's prompt templates or the project's own
@@ -102,9 +130,11 @@ def build_eval_prompts(
     """
     p = InferenceParams.model_validate(inference)
     builders = {
-        "chat": lambda t: build_chat_prompts(chat_prompts, t.languages, t.limit),
-        "xquad": lambda t: build_xquad_prompts(xquad_raw, t.languages, t.prompt_settings, t.limit, t.templates),
-        "xcsqa": lambda t: build_xcsqa_prompts(xcsqa_raw, t.languages, t.prompt_settings, t.limit, t.templates),
+        "chat": lambda t: build_chat_prompts(chat_prompts, t.languages, t.limit, t.item_range),
+        "xquad": lambda t: build_xquad_prompts(xquad_raw, t.languages, t.prompt_settings, t.limit, t.templates,
+                                               t.item_range),
+        "xcsqa": lambda t: build_xcsqa_prompts(xcsqa_raw, t.languages, t.prompt_settings, t.limit, t.templates,
+                                               t.item_range),
     }
     frames = []
     for task in GENERATION_TASKS:
@@ -112,7 +142,9 @@ def build_eval_prompts(
         if run.enabled:
             df = builders[task](run)
             frames.append(df.assign(template=template_version(task, run.templates)))
-            log.info("prompts: %s %d rows (%s)", task, len(df), template_version(task, run.templates))
+            start, stop = run.item_range or (1, run.limit)
+            log.info("prompts: %s %d rows (%s), items %d-%s per language", task, len(df),
+                     template_version(task, run.templates), start, stop or "last")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EVAL_PROMPT_COLUMNS)
 
 

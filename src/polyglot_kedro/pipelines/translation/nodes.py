@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic import Field
 
 from polyglot_kedro.config import StrictModel
-from polyglot_kedro.contracts import require_columns
+from polyglot_kedro.contracts import SOURCE_ERROR, require_columns
 from polyglot_kedro.llm import ChatRequest, ChatResult, build_client
 from polyglot_kedro.prompting import (
     ROLE_MARKER,
@@ -171,7 +171,9 @@ def assemble_chat_prompts(
     """The evaluation prompts: native prompts where the source has them, else machine translations.
 
     Args:
-        chat_prompts_raw: the raw prompts (``lang`` optional: then all English).
+        chat_prompts_raw: the raw prompts (``lang`` optional: then all English);
+            lines rejected by the loader (``source_error``) are skipped, each
+            with a warning naming its file and line.
         prompt_translations: ``translate_prompts`` output, partition per language.
         translation: ``params:translation``.
 
@@ -185,6 +187,11 @@ def assemble_chat_prompts(
     """
     params = TranslationParams.model_validate(translation)
     raw = chat_prompts_raw
+    if SOURCE_ERROR in raw.columns:  # lines read with on_bad_line: reject (a prompt that cannot be read)
+        bad = raw[SOURCE_ERROR].notna()
+        for error in raw.loc[bad, SOURCE_ERROR]:
+            logger.warning("chat_prompts_raw: skipped an unreadable prompt: %s", error)
+        raw = raw[~bad].drop(columns=[SOURCE_ERROR])
     if "lang" not in raw.columns:
         raw = raw.assign(lang=params.source_lang)
     if "id" not in raw.columns:
