@@ -157,15 +157,6 @@ def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
     assert all(r.cached for r in again) and rerun.usage().iloc[0]["sent"] == 0
 
 
-def test_json_schema_refused_by_the_transformers_backend():
-    """The transformers in-process backend cannot constrain output: a schema there is a config error."""
-    from polyglot_kedro.llm import build_client
-
-    cfg = {"backend": "inprocess", "model": "tiny", "json_schema": {"type": "object"}}
-    with pytest.raises(ValueError, match="json_schema needs backend 'openai' or inprocess_engine 'vllm'"):
-        build_client(cfg, stage="t", inprocess_model_path="unused")
-
-
 @pytest.mark.vllm
 def test_inprocess_vllm_follows_the_json_schema(tmp_path):
     """Structured outputs: even a random tiny model's replies parse and follow the verdict schema."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -216,8 +217,9 @@ class _LocalModelBackend:
         Args:
             model_path: a transformers model folder (config, weights, tokenizer).
             label: the model name written into results and the ledger.
-            sampling: temperature, top_p, seed, max_tokens (json_mode is not
-                enforced here; a json_schema is refused by ``build_client``).
+            sampling: temperature, top_p, seed, max_tokens, and the reply's
+                constraint: ``json_schema`` (follow this schema) or ``json_mode``
+                (any JSON object), both enforced while decoding.
             dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``, resolved by
                 ``modeling.resolve_dtype`` (the project's one rule: fp32 on CPU).
             overflow: a prompt that leaves less than ``max_tokens``: see
@@ -234,7 +236,11 @@ class InProcessBackend(_LocalModelBackend):
     """A transformers causal LM loaded from a folder, generating in this process.
 
     Generation is serialised with a lock (one model, one forward at a time);
-    the tokenizer and model are loaded once, lazily.
+    the tokenizer and model are loaded once, lazily. ``json_schema`` /
+    ``json_mode`` are enforced while decoding by xgrammar's transformers
+    logits processor (:func:`compile_json_grammar`), as vLLM's structured
+    outputs enforce them in the vLLM backend: the reply is a JSON object
+    following the schema unless ``max_tokens`` ends it first.
     """
 
     def __init__(self, **kwargs: Any):
@@ -266,6 +272,63 @@ class InProcessBackend(_LocalModelBackend):
                 ``max_tokens`` of the context (overflow ``fail``; with ``reduce``,
                 only when no token is left).
         """
+def json_constraint(sampling: dict[str, Any]) -> str | None:
+    """The JSON schema (as text) a reply must follow: ``json_schema``, else any object under ``json_mode``, else None."""
+    if sampling.get("json_schema"):
+        return json.dumps(sampling["json_schema"], sort_keys=True)
+    if sampling.get("json_mode"):
+        return '{"type": "object"}'  # OpenAI's JSON mode: some JSON object
+    return None
+
+
+def check_json_schema(schema: dict[str, Any], where: str) -> None:
+    """Fail now if xgrammar cannot enforce ``schema`` (no tokenizer needed: the grammar alone).
+
+    Raises:
+        ValueError: naming ``where`` and xgrammar's reason.
+    """
+    import xgrammar as xgr
+
+    try:
+        xgr.Grammar.from_json_schema(json.dumps(schema, sort_keys=True), any_whitespace=False, separators=(",", ":"))
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{where}: json_schema cannot be enforced (xgrammar): {str(exc).strip()}") from exc
+
+
+def compile_json_grammar(tokenizer: Any, model: Any, schema: str) -> Any:
+    """``schema`` compiled by xgrammar for this tokenizer and model, as vLLM's structured outputs do.
+
+    The same library and the same call as vLLM's xgrammar backend (no free
+    whitespace, compact separators), so the transformers and vLLM in-process
+    backends constrain a reply alike: a weak model cannot spend ``max_tokens``
+    on blanks inside a valid-but-unfinished object.
+
+    Args:
+        tokenizer: the model's Hugging Face tokenizer.
+        model: the loaded causal LM (its vocabulary size and end-of-sequence ids).
+        schema: a JSON schema as text (see :func:`json_constraint`).
+
+    Returns:
+        An ``xgrammar.CompiledGrammar``.
+
+    Raises:
+        ValueError: the schema is not one xgrammar can compile (named in the message).
+    """
+    import xgrammar as xgr
+
+    # The ids generate() stops on are the ones the grammar allows once the object closes.
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    stops = [int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos]) if t is not None]
+    # The logits have the model's vocabulary size, which may exceed the tokenizer's (padding rows).
+    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=int(model.config.vocab_size), stop_token_ids=stops or None)
+    try:
+        return xgr.GrammarCompiler(info).compile_json_schema(schema, any_whitespace=False, separators=(",", ":"))
+    except RuntimeError as exc:
+        raise ValueError(f"json_schema cannot be enforced (xgrammar): {str(exc).strip()}; schema: {schema}") from exc
+
+
         import torch
 
         from polyglot_kedro.engines.base import fit_prompt
@@ -277,6 +340,7 @@ class InProcessBackend(_LocalModelBackend):
             n_prompt = int(ids["input_ids"].shape[1])
             context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
             asked = max_new = int(self._sampling["max_tokens"])
+        self._grammar: Any = None  # compiled once, on first use
             if context:
                 fit = fit_prompt(ids["input_ids"][0].tolist(), context, asked, self.overflow)
                 if fit.error:
@@ -324,6 +388,14 @@ class VLLMBatchBackend(_LocalModelBackend):
         return f"VLLMBatchBackend(model={self.model!r}, path={self.model_path!r})"
 
     def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
+            schema = json_constraint(self._sampling)
+            if schema is not None:
+                from xgrammar.contrib.hf import LogitsProcessor
+
+                if self._grammar is None:
+                    self._grammar = compile_json_grammar(tokenizer, model, schema)
+                # xgrammar's processor holds one matcher state: a new one per generate().
+                gen_kwargs["logits_processor"] = [LogitsProcessor(self._grammar)]
         """One request (a batch of one)."""
         (outcome,) = self.complete_many([messages], seed=seed)
         if isinstance(outcome, BackendError):

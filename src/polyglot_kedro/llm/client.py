@@ -93,8 +93,8 @@ class LLMEndpointConfig(StrictModel):
     max_tokens: int | None = Field(512, ge=1)
     json_mode: bool = False
     # A JSON schema the reply must follow (structured outputs: OpenAI and
-    # `vllm serve` via response_format json_schema, in-process vLLM via
-    # guided decoding). Not available with inprocess_engine: transformers.
+    # `vllm serve` via response_format json_schema; in-process, vLLM's
+    # structured outputs or xgrammar's transformers logits processor).
     json_schema: dict[str, Any] | None = None
     max_concurrency: int = Field(8, ge=1)
     max_retries: int = Field(5, ge=0)
@@ -120,10 +120,10 @@ class LLMEndpointConfig(StrictModel):
     @model_validator(mode="after")
     def _schema_needs_support(self) -> "LLMEndpointConfig":
         if self.json_schema and self.backend == "inprocess" and self.inprocess_engine == "transformers":
-            raise ValueError(
-                f"endpoint {self.model!r}: json_schema needs backend 'openai' or inprocess_engine 'vllm' "
-                "(the in-process transformers backend cannot constrain its output)"
-            )
+            # xgrammar enforces it there (vLLM picks its own backend): a schema it cannot compile fails at start-up.
+            from polyglot_kedro.llm.backends import check_json_schema
+
+            check_json_schema(self.json_schema, f"endpoint {self.model!r}")
         if self.max_tokens is None and self.backend == "inprocess":
             raise ValueError(f"endpoint {self.model!r}: max_tokens null (none sent) needs backend 'openai'")
         return self
