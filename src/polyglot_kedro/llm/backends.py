@@ -9,10 +9,10 @@ caching and accounting live in the client.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -232,46 +232,6 @@ class _LocalModelBackend:
         self.overflow = overflow
 
 
-class InProcessBackend(_LocalModelBackend):
-    """A transformers causal LM loaded from a folder, generating in this process.
-
-    Generation is serialised with a lock (one model, one forward at a time);
-    the tokenizer and model are loaded once, lazily. ``json_schema`` /
-    ``json_mode`` are enforced while decoding by xgrammar's transformers
-    logits processor (:func:`compile_json_grammar`), as vLLM's structured
-    outputs enforce them in the vLLM backend: the reply is a JSON object
-    following the schema unless ``max_tokens`` ends it first.
-    """
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(**kwargs)
-        self._lock = threading.Lock()
-        self._loaded: tuple[Any, Any] | None = None
-
-    def __repr__(self) -> str:
-        return f"InProcessBackend(model={self.model!r}, path={self.model_path!r})"
-
-    def _load(self) -> tuple[Any, Any]:
-        if self._loaded is None:
-            from polyglot_kedro.modeling import ModelPreparationError, load_causal_lm, load_tokenizer
-
-            # The project's loaders honour the folder manifest's trust_remote_code.
-            try:
-                tokenizer = load_tokenizer(self.model_path)
-                model = load_causal_lm(self.model_path, dtype=self.dtype)
-            except (OSError, ModelPreparationError) as exc:
-                raise FatalError(f"cannot load in-process model from {self.model_path!r}: {exc}") from exc
-            self._loaded = (tokenizer, model)
-        return self._loaded
-
-    def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
-        """Generate one reply (greedy when temperature is 0).
-
-        Raises:
-            FatalError: model folder unloadable, or the prompt leaves less than
-                ``max_tokens`` of the context (overflow ``fail``; with ``reduce``,
-                only when no token is left).
-        """
 def json_constraint(sampling: dict[str, Any]) -> str | None:
     """The JSON schema (as text) a reply must follow: ``json_schema``, else any object under ``json_mode``, else None."""
     if sampling.get("json_schema"):
@@ -329,6 +289,47 @@ def compile_json_grammar(tokenizer: Any, model: Any, schema: str) -> Any:
         raise ValueError(f"json_schema cannot be enforced (xgrammar): {str(exc).strip()}; schema: {schema}") from exc
 
 
+class InProcessBackend(_LocalModelBackend):
+    """A transformers causal LM loaded from a folder, generating in this process.
+
+    Generation is serialised with a lock (one model, one forward at a time);
+    the tokenizer and model are loaded once, lazily. ``json_schema`` /
+    ``json_mode`` are enforced while decoding by xgrammar's transformers
+    logits processor (:func:`compile_json_grammar`), as vLLM's structured
+    outputs enforce them in the vLLM backend: the reply is a JSON object
+    following the schema unless ``max_tokens`` ends it first.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+        self._grammar: Any = None  # compiled once, on first use
+
+    def __repr__(self) -> str:
+        return f"InProcessBackend(model={self.model!r}, path={self.model_path!r})"
+
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            from polyglot_kedro.modeling import ModelPreparationError, load_causal_lm, load_tokenizer
+
+            # The project's loaders honour the folder manifest's trust_remote_code.
+            try:
+                tokenizer = load_tokenizer(self.model_path)
+                model = load_causal_lm(self.model_path, dtype=self.dtype)
+            except (OSError, ModelPreparationError) as exc:
+                raise FatalError(f"cannot load in-process model from {self.model_path!r}: {exc}") from exc
+            self._loaded = (tokenizer, model)
+        return self._loaded
+
+    def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
+        """Generate one reply (greedy when temperature is 0).
+
+        Raises:
+            FatalError: model folder unloadable, or the prompt leaves less than
+                ``max_tokens`` of the context (overflow ``fail``; with ``reduce``,
+                only when no token is left).
+        """
         import torch
 
         from polyglot_kedro.engines.base import fit_prompt
@@ -340,7 +341,6 @@ def compile_json_grammar(tokenizer: Any, model: Any, schema: str) -> Any:
             n_prompt = int(ids["input_ids"].shape[1])
             context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
             asked = max_new = int(self._sampling["max_tokens"])
-        self._grammar: Any = None  # compiled once, on first use
             if context:
                 fit = fit_prompt(ids["input_ids"][0].tolist(), context, asked, self.overflow)
                 if fit.error:
@@ -352,6 +352,14 @@ def compile_json_grammar(tokenizer: Any, model: Any, schema: str) -> Any:
                 gen_kwargs.update(temperature=temperature, top_p=float(self._sampling["top_p"]))
                 if seed is not None:
                     torch.manual_seed(seed)
+            schema = json_constraint(self._sampling)
+            if schema is not None:
+                from xgrammar.contrib.hf import LogitsProcessor
+
+                if self._grammar is None:
+                    self._grammar = compile_json_grammar(tokenizer, model, schema)
+                # xgrammar's processor holds one matcher state: a new one per generate().
+                gen_kwargs["logits_processor"] = [LogitsProcessor(self._grammar)]
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
             with torch.no_grad():
                 out = model.generate(**ids, pad_token_id=pad, **gen_kwargs)
@@ -388,14 +396,6 @@ class VLLMBatchBackend(_LocalModelBackend):
         return f"VLLMBatchBackend(model={self.model!r}, path={self.model_path!r})"
 
     def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
-            schema = json_constraint(self._sampling)
-            if schema is not None:
-                from xgrammar.contrib.hf import LogitsProcessor
-
-                if self._grammar is None:
-                    self._grammar = compile_json_grammar(tokenizer, model, schema)
-                # xgrammar's processor holds one matcher state: a new one per generate().
-                gen_kwargs["logits_processor"] = [LogitsProcessor(self._grammar)]
         """One request (a batch of one)."""
         (outcome,) = self.complete_many([messages], seed=seed)
         if isinstance(outcome, BackendError):
