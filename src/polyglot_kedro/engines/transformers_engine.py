@@ -3,10 +3,21 @@
 Prompts are sorted by token length (longest first) and cut into batches of
 ``batch_size``, so each batch pads little; padding is on the left, as
 decoder-only batched generation needs (the new tokens follow every prompt
-directly). Results come back in input order. Each batch is seeded with
-``(seed, batch index)``, so a partition's outputs do not depend on what ran
-before it in the process. Prompts that leave less than ``max_new_tokens`` of
-``max_model_len`` follow the job's overflow policy (``base.fit_prompt``).
+directly). Results come back in input order. Prompts that leave less than
+``max_new_tokens`` of ``max_model_len`` follow the job's overflow policy
+(``base.fit_prompt``).
+
+By default (``pool_jobs=True``) :meth:`TransformersEngine.generate_jobs` pools
+the items of every job of one seed that share sampling settings and batch size
+into one length-sorted queue: a demo seed's 7 languages x 10 prompts become a
+few full batches instead of 7 partial ones, and batches pad less because
+lengths are sorted over all languages (benchmarks/bench_demo_generation.py
+measures it against job-by-job batching). Each batch is seeded with
+``(seed, batch index)`` counted over the whole call, so the same jobs, seed and
+settings give the same outputs run to run; an item's output does depend on
+which other jobs ran in the same call (as with vLLM's scheduling), and on
+``pool_jobs``. With ``pool_jobs=False`` jobs run one after the other, batch
+indices restarting per job (the engine's behaviour before pooling).
 """
 
 from __future__ import annotations
@@ -17,7 +28,17 @@ import time
 import torch
 from transformers import LogitsProcessorList, set_seed
 
-from polyglot_kedro.engines.base import Engine, Generation, Job, SamplingSpec, failed_generation, fit_prompt
+from polyglot_kedro.engines.base import (
+    Engine,
+    Fit,
+    Generation,
+    ItemCallback,
+    Job,
+    JobCallback,
+    SamplingSpec,
+    failed_generation,
+    fit_prompt,
+)
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.modeling import load_causal_lm, load_tokenizer
 from polyglot_kedro.prompting import cut_at_stop
@@ -43,6 +64,9 @@ class TransformersEngine(Engine):
             forced answer prefix), as the paper's inference did
             (``truncate_from_start``).
         device: ``cuda`` when available, else ``cpu`` (default).
+        pool_jobs: pool the items of all jobs of one :meth:`generate_jobs`
+            call that share sampling and batch size into shared length-sorted
+            batches (see module doc); False runs job by job.
     """
 
     name = "transformers"
@@ -55,8 +79,10 @@ class TransformersEngine(Engine):
         dtype: str = "auto",
         max_model_len: int = 2048,
         device: str | None = None,
+        pool_jobs: bool = True,
     ):
         super().__init__(model_path, batch_size=batch_size)
+        self.pool_jobs = pool_jobs
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.max_model_len = max_model_len
         # The project's loaders honour the folder manifest's trust_remote_code.
@@ -74,8 +100,12 @@ class TransformersEngine(Engine):
             ids.add(self.tokenizer.eos_token_id)
         return ids
 
+    def _fit(self, prompt: str, sampling: SamplingSpec, overflow) -> Fit:
+        ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        return fit_prompt(ids, self.max_model_len, sampling.max_new_tokens, overflow)
+
     def _generate_job(self, job: Job, seed: int) -> list[Generation]:
-        """Generate one completion per prompt of ``job``.
+        """Generate one completion per prompt of ``job`` (batch indices start at 0).
 
         Args:
             job: prompts (already in the model's template), sampling, overflow policy.
@@ -84,30 +114,80 @@ class TransformersEngine(Engine):
         Returns:
             One :class:`Generation` per prompt, in input order.
         """
-        sampling, bs = job.sampling, job.batch_size or self.batch_size
-        fits = [
-            fit_prompt(self.tokenizer(p, add_special_tokens=True)["input_ids"], self.max_model_len,
-                       sampling.max_new_tokens, job.overflow)
-            for p in job.prompts
-        ]  # fmt: skip
-        out: list[Generation | None] = [failed_generation(f) if f.error else None for f in fits]
-        # One max_new_tokens per generate call: items whose budget was reduced run in their own batches.
-        budgets = sorted({f.max_new_tokens for f in fits if not f.error}, reverse=True)
+        (gens,) = self._run_pooled([job], seed)
+        return gens
+
+    def generate_jobs(
+        self,
+        jobs: list[Job],
+        seed: int,
+        *,
+        on_item: ItemCallback | None = None,
+        on_job: JobCallback | None = None,
+    ) -> list[list[Generation]]:
+        """Run every job under one seed; pooled into shared batches unless ``pool_jobs`` is off.
+
+        ``on_item`` is called as each batch finishes (for its items), ``on_job``
+        as soon as a job's last item is done (completion order, as with vLLM),
+        with that job's generations in input order.
+
+        Returns:
+            One list of generations per job, in input order.
+        """
+        if not self.pool_jobs:
+            return super().generate_jobs(jobs, seed, on_item=on_item, on_job=on_job)
+        return self._run_pooled(jobs, seed, on_item=on_item, on_job=on_job)
+
+    def _run_pooled(
+        self,
+        jobs: list[Job],
+        seed: int,
+        *,
+        on_item: ItemCallback | None = None,
+        on_job: JobCallback | None = None,
+    ) -> list[list[Generation]]:
+        out: list[list[Generation | None]] = [[None] * len(job.prompts) for job in jobs]
+        left = [len(job.prompts) for job in jobs]
+
+        def done(j: int, i: int, g: Generation) -> None:
+            out[j][i] = g
+            left[j] -= 1
+            if on_item is not None:
+                on_item(j, i, g)
+            if left[j] == 0 and on_job is not None:
+                on_job(j, out[j])  # type: ignore[arg-type]
+
+        # Items that may share a generate call: same sampling (as JSON), batch size and
+        # completion budget (one max_new_tokens per call; reduced budgets run apart).
+        pools: dict[tuple[str, int, int], list[tuple[int, int, Fit]]] = {}
+        specs: dict[str, SamplingSpec] = {}
+        for j, job in enumerate(jobs):
+            if not job.prompts and on_job is not None:
+                on_job(j, [])
+            key = job.sampling.to_json()
+            specs[key] = job.sampling
+            for i, prompt in enumerate(job.prompts):
+                fit = self._fit(prompt, job.sampling, job.overflow)
+                if fit.error:
+                    done(j, i, failed_generation(fit))
+                    continue
+                pools.setdefault((key, job.batch_size or self.batch_size, fit.max_new_tokens), []).append((j, i, fit))
         b = 0
-        for budget in budgets:
-            run = [i for i, f in enumerate(fits) if not f.error and f.max_new_tokens == budget]
-            order = sorted(run, key=lambda i: len(fits[i].ids), reverse=True)
+        # Larger budgets first (as job by job did), else first-seen order: deterministic batch indices.
+        for (key, bs, budget), items in sorted(pools.items(), key=lambda kv: -kv[0][2]):
+            sampling = specs[key]
             spec = sampling if budget == sampling.max_new_tokens else sampling.model_copy(update={"max_new_tokens": budget})
+            # Stable sort: equal lengths keep job/item order, so batches are the same run to run.
+            order = sorted(items, key=lambda it: len(it[2].ids), reverse=True)
             for start in range(0, len(order), bs):
-                idx = order[start : start + bs]
+                chunk = order[start : start + bs]
                 set_seed(batch_seed(seed, b))
                 b += 1
-                for i, g in zip(idx, self._generate_batch([fits[i].ids for i in idx], spec)):
-                    f = fits[i]
-                    out[i] = Generation(
+                for (j, i, f), g in zip(chunk, self._generate_batch([f.ids for _, _, f in chunk], spec)):
+                    done(j, i, Generation(
                         g.text, g.finish_reason, g.n_output_tokens, g.seconds, len(f.ids), f.truncated,
                         f.max_new_tokens if f.max_new_tokens != sampling.max_new_tokens else None,
-                    )
+                    ))  # fmt: skip
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
