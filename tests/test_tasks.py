@@ -204,3 +204,51 @@ def test_xnli_task_uses_lm_eval_words(tmp_path):
     assert (tmp_path / f"{task}.yaml").exists()
     with pytest.raises(ValueError, match="id='n1'.*label"):
         write_xnli_task(rows.assign(label="maybe"), "en", tmp_path)
+
+
+
+def test_xnli_choice_loglik_is_conditioned_on_the_chosen_prefix_token(tmp_path, monkeypatch):
+    """prefix_token eos = the paper's harness (3ccea2b2: loglikelihood_rolling with prefix_token=eot)."""
+    import torch
+    from lm_eval.api import registry
+
+    from polyglot_kedro.engines.tiny_model import build_tiny_llama
+    from polyglot_kedro.modeling import load_causal_lm, load_tokenizer
+    from polyglot_kedro.tasks.xnli import run_xnli_loglik
+
+    folder = build_tiny_llama(tmp_path / "tiny", vocab_size=300)
+    tok, model = load_tokenizer(folder), load_causal_lm(folder, dtype="float32")
+    assert tok.bos_token_id != tok.eos_token_id  # else the two settings could not be told apart
+    made = []
+    real_get_model = registry.get_model
+
+    def get_model(name):  # the real lm-eval model, its prefix token recorded
+        cls = real_get_model(name)
+
+        class Recorded(cls):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, **kw)
+                made.append(self.prefix_token_id)
+
+        return Recorded
+
+    monkeypatch.setattr(registry, "get_model", get_model)
+    rows = pd.DataFrame({"id": ["n1", "n2"], "lang": "en", "premise": ["A cat sat", "It rained"],
+                         "hypothesis": ["An animal sat", "The sky was clear"], "label": ["entailment", "neutral"]})
+    words, names = ["Yes", "Also", "No"], ["entailment", "neutral", "contradiction"]
+    for prefix, first in (("bos", tok.bos_token_id), ("eos", tok.eos_token_id)):
+        got = run_xnli_loglik(str(folder), rows, ["en"], tmp_path / prefix, batch_size=2, dtype="float32",
+                              device="cpu", prefix_token=prefix)
+        assert made[-1] == first
+
+        def loglik(text: str) -> float:  # the whole choice given only the prefix token, by hand
+            ids = [first, *tok(text, add_special_tokens=False)["input_ids"]]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].double(), -1)
+            return float(logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum())
+
+        for r in rows.to_dict("records"):
+            scores = [loglik(f"{r['premise']}, right? {w}, {r['hypothesis']}") for w in words]
+            assert got.set_index("item_id").loc[r["id"], "pred"] == names[max(range(3), key=scores.__getitem__)]
+    with pytest.raises(ValueError, match="prefix_token"):
+        run_xnli_loglik(str(folder), rows, ["en"], tmp_path / "pad", prefix_token="pad")

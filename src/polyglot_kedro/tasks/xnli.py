@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import yaml
@@ -110,6 +111,7 @@ def run_xnli_loglik(
     batch_size: int = 8,
     dtype: str = "auto",
     device: str | None = None,
+    prefix_token: Literal["bos", "eos"] = "bos",
     on_language: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Score XNLI rows by log-likelihood multiple choice with lm-eval's ``hf`` model.
@@ -127,6 +129,10 @@ def run_xnli_loglik(
         batch_size: lm-eval batch size.
         dtype: model dtype.
         device: ``cuda``/``cpu`` (default: cuda when available).
+        prefix_token: the token each choice's log-likelihood is conditioned on
+            (the harness's choices have an empty context): ``bos``, lm-eval
+            0.4's default, or ``eos``, what the harness at 3ccea2b2 (the
+            paper's) did in ``loglikelihood_rolling`` (``prefix_token=eot``).
         on_language: called with ``(lang, rows)`` as each language finishes.
 
     Returns:
@@ -151,6 +157,15 @@ def run_xnli_loglik(
     _, load_kwargs = model_location(model_path)
     model_args = {"pretrained": str(model_path), "dtype": dtype, "device": device,
                   "trust_remote_code": bool(load_kwargs.get("trust_remote_code", False))}  # fmt: skip
+    if prefix_token == "eos":
+        from polyglot_kedro.modeling import load_tokenizer
+
+        eos = load_tokenizer(model_path).eos_token_id
+        if eos is None:
+            raise ValueError(f"xnli: prefix_token eos, but the tokenizer in {model_path} has no eos token")
+        model_args["prefix_token_id"] = int(eos)
+    elif prefix_token != "bos":
+        raise ValueError(f"xnli: prefix_token must be 'bos' or 'eos', got {prefix_token!r}")
     from lm_eval.api.registry import get_model
 
     # Loaded once for every language (simple_evaluate takes an LM object).

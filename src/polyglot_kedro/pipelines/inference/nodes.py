@@ -92,6 +92,8 @@ class XnliRun(StrictModel):
     languages: list[str]
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(8, ge=1)
+    # What each choice is conditioned on (tasks.xnli.run_xnli_loglik): bos (lm-eval 0.4) or eos (the paper's harness).
+    prefix_token: Literal["bos", "eos"] = "bos"
 
 
 class VllmOptions(StrictModel):
@@ -332,7 +334,9 @@ def score_xnli_loglik(
     mix = mix_name
     if not p.xnli.enabled:
         return pd.DataFrame(columns=XNLI_LOGLIK_COLUMNS)
-    root = Path(p.work_dir) / mix / model_fingerprint(merged_model) / "xnli"
+    # The prefix token changes every score: its own partition folder (bos keeps the old one).
+    xnli_dir = "xnli" if p.xnli.prefix_token == "bos" else f"xnli-{p.xnli.prefix_token}-prefix"
+    root = Path(p.work_dir) / mix / model_fingerprint(merged_model) / xnli_dir
     frames, todo = [], []
     for lang in p.xnli.languages:
         path = root / f"{lang}__xx-xx__s0.parquet"
@@ -360,6 +364,7 @@ def score_xnli_loglik(
             limit=p.xnli.limit,
             batch_size=p.xnli.batch_size,
             dtype=spec.dtype,
+            prefix_token=p.xnli.prefix_token,
             on_language=write_language,
         )
     return pd.concat(frames, ignore_index=True)[XNLI_LOGLIK_COLUMNS]
