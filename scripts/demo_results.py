@@ -1,0 +1,310 @@
+"""Write the demo's result tables into README.md and docs/REPLICATION.md from a committed results bundle.
+
+Usage:
+    python scripts/demo_results.py [BUNDLE] [--check] [--files README.md docs/REPLICATION.md]
+
+``BUNDLE`` is a copy of a run's ``data/08_reporting/bundle/`` (written by the
+reporting stage's ``results_bundle`` node) committed as
+``docs/results/<date>-demo/``; by default the newest such folder. The tables
+(IO language agreement per language x mix with the prompt-level CI and n; the
+paired comparisons of one mix, by default mono, with every other, with the
+family-adjusted p-value, the family, the p-value floor and the minimum
+detectable difference; the plateau table) replace whatever stands between
+``<!-- demo-results:begin -->`` and ``<!-- demo-results:end -->`` in each
+file, and cite the bundle's path and the run's git commit, so every number in
+those files can be traced to a file in the repository.
+
+Before rendering, every file the manifest lists is checked against its
+sha256: a bundle edited by hand is refused.
+
+``--check`` writes nothing and exits 1 when a file differs from what the
+bundle gives (or has no marker pair), 0 when all are in sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BEGIN = "<!-- demo-results:begin -->"
+END = "<!-- demo-results:end -->"
+DEFAULT_FILES = ("README.md", "docs/REPLICATION.md")
+TABLES = ("aggregates.csv", "comparisons.csv", "plateau.csv")
+
+
+class BundleError(ValueError):
+    """The bundle is missing, incomplete, or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One results bundle: where it lies (as cited) and its tables."""
+
+    path: str  # as cited in the tables: relative to the repository root where possible
+    manifest: dict[str, Any]
+    aggregates: pd.DataFrame
+    comparisons: pd.DataFrame
+    plateau: pd.DataFrame
+
+
+def _cite(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def load_bundle(path: Path, root: Path = REPO_ROOT) -> Bundle:
+    """Read a bundle folder after checking every file the manifest lists against its sha256.
+
+    Raises:
+        BundleError: no manifest, a listed file missing or changed, or a table the tables need absent.
+    """
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise BundleError(f"{path}: no manifest.json (not a results bundle)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{manifest_path}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{manifest_path}: no 'files' listing")
+    for name, meta in sorted(files.items()):
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"{path}: {name} is listed in manifest.json but missing")
+        digest = hashlib.sha256(file.read_bytes()).hexdigest()
+        if digest != meta.get("sha256"):
+            raise BundleError(f"{path}: {name} does not match its sha256 in manifest.json (edited after the run?)")
+    tables = {}
+    for name in TABLES:
+        if name not in files:
+            raise BundleError(f"{path}: manifest.json lists no {name}")
+        text = (path / name).read_text(encoding="utf-8")
+        tables[name] = pd.read_csv(io.StringIO(text)) if text.strip() else pd.DataFrame()
+    return Bundle(_cite(path, root), manifest, tables["aggregates.csv"], tables["comparisons.csv"],
+                  tables["plateau.csv"])
+
+
+def newest_bundle(root: Path = REPO_ROOT) -> Path | None:
+    """The newest ``docs/results/<date>-demo/`` (names sort by date), or None."""
+    found = sorted(p for p in (root / "docs" / "results").glob("*-demo") if (p / "manifest.json").is_file())
+    return found[-1] if found else None
+
+
+def language_order(root: Path = REPO_ROOT) -> list[str]:
+    """The paper's figure order of languages (``language_groups`` in the project's conf/base/parameters.yml)."""
+    params = yaml.safe_load((root / "conf" / "base" / "parameters.yml").read_text(encoding="utf-8")) or {}
+    return [str(lang) for group in (params.get("language_groups") or {}).values() for lang in group]
+
+
+def _ordered(values, order: list[str]) -> list[str]:
+    values = [str(v) for v in pd.unique(pd.Series(values).astype(str))]
+    known = [v for v in order if v in values]
+    return known + sorted(v for v in values if v not in order)
+
+
+def mix_order(bundle: Bundle) -> list[str]:
+    """Mixes in the order the comparisons first name them (base, mono, multi2, ...), then the rest."""
+    order: list[str] = []
+    for a, b in zip(bundle.comparisons.get("mix_a", []), bundle.comparisons.get("mix_b", [])):
+        order += [m for m in (str(a), str(b)) if m not in order]
+    return _ordered(bundle.aggregates["mix"], order)
+
+
+def _num(x: Any, digits: int = 2) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{float(x):.{digits}f}"
+
+
+def _ci(low: Any, high: Any) -> str:
+    return f"[{_num(low)}, {_num(high)}]"
+
+
+def _signed(x: Any) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{float(x):+.2f}"
+
+
+def _p(x: Any) -> str:
+    """A p-value with enough digits to compare with its floor."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    x = float(x)
+    return f"{x:.3f}" if x >= 0.001 else f"{x:.1e}"
+
+
+def _source_line(bundle: Bundle) -> str:
+    run = bundle.manifest.get("run", {})
+    commit = run.get("git_commit") or "unknown"
+    dirty = " with uncommitted changes" if run.get("git_dirty") else ""
+    params = str(run.get("params_sha256") or "")[:12]
+    return (f"Source: `{bundle.path}/` (run of commit `{commit}`{dirty}, env `{run.get('env')}`, "
+            f"parameters sha256 `{params}...`, save version `{run.get('save_version')}`); "
+            f"written by `scripts/demo_results.py`, checked by `--check`.")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join(":--" for _ in header) + "|",
+            *["| " + " | ".join(r) + " |" for r in rows]]
+
+
+def agreement_table(bundle: Bundle, metric: str, languages: list[str]) -> list[str]:
+    """Per language x mix: mean [CI] (n prompts), the CI of the bundle's ``ci_unit``."""
+    agg = bundle.aggregates
+    agg = agg[(agg["task"] == "chat") & (agg["metric"] == metric)]
+    if agg.empty:
+        raise BundleError(f"{bundle.path}/aggregates.csv: no chat rows for metric {metric!r}")
+    if agg["model"].nunique() > 1:
+        raise BundleError(f"{bundle.path}/aggregates.csv: several models {sorted(agg['model'].unique())}; "
+                          "the demo tables show one")
+    mixes = [m for m in mix_order(bundle) if m in set(agg["mix"].astype(str))]
+    cells = {(str(r.lang), str(r.mix)): r for r in agg.itertuples(index=False)}
+    rows = []
+    for lang in _ordered(agg["lang"], languages):
+        row = [lang]
+        for mix in mixes:
+            r = cells.get((lang, mix))
+            row.append("" if r is None else f"{_num(r.mean)} {_ci(r.ci_low, r.ci_high)} (n {int(r.n_prompts)})")
+        rows.append(row)
+    stats = bundle.manifest.get("statistics", {})
+    seeds = sorted({int(s) for s in agg["n_seeds"]})
+    level = stats.get("ci_level", 0.95)
+    caption = (f"{metric} ({agg['model'].iloc[0]}), mean over prompts x seeds, [{level:.0%} CI: bootstrap over "
+               f"prompts, unit `{stats.get('ci_unit')}`, {stats.get('n_boot')} resamples], n = prompts, each with "
+               f"{' or '.join(map(str, seeds))} seed(s):")
+    return [caption, "", *_table(["lang", *mixes], rows)]
+
+
+def comparison_table(bundle: Bundle, metric: str, baseline: str, languages: list[str]) -> list[str]:
+    """Paired differences of ``baseline`` vs every other mix, with the family's adjusted p-value."""
+    cmp_ = bundle.comparisons
+    if cmp_.empty:
+        return [f"No paired comparisons in `{bundle.path}/comparisons.csv`."]
+    cmp_ = cmp_[(cmp_["task"] == "chat") & (cmp_["metric"] == metric) & (cmp_["mix_a"] == baseline)]
+    if cmp_.empty:
+        return [f"No comparison of {baseline} with another mix for {metric} in `{bundle.path}/comparisons.csv`."]
+    others = [m for m in mix_order(bundle) if m in set(cmp_["mix_b"].astype(str))]
+    by_key = {(str(r.lang), str(r.mix_b)): r for r in cmp_.itertuples(index=False)}
+    rows = []
+    for lang in _ordered(cmp_["lang"], languages):
+        for mix in others:
+            r = by_key.get((lang, mix))
+            if r is None:
+                continue
+            rows.append([lang, f"{baseline} -> {mix}", f"{_signed(r.diff)} {_ci(r.ci_low, r.ci_high)}",
+                         _p(r.p_value), _p(r.p_adjusted), "yes" if bool(r.significant) else "no", _p(r.p_floor),
+                         _num(r.mde), str(int(r.n_prompts))])
+    families = sorted({(str(r.family), int(r.family_size), str(r.correction)) for r in cmp_.itertuples(index=False)})
+    fam = "; ".join(f"`{f}`, {size} tests, {corr}" for f, size, corr in families)
+    stats = bundle.manifest.get("statistics", {})
+    tests = sorted(set(cmp_["test"].astype(str)))
+    caption = (f"{baseline} vs each other mix, {metric}: difference of prompt means (later minus {baseline}) "
+               f"[{stats.get('ci_level', 0.95):.0%} bootstrap CI over prompts]; paired sign-flip permutation test "
+               f"({', '.join(tests)}) on the prompt's mean over its seeds; p adjusted over the family {fam}; "
+               f"significant at alpha {stats.get('alpha')} after adjustment; p floor = the smallest p-value "
+               f"the test could give; MDE = the smallest difference it would detect (power 0.8).")
+    header = ["lang", "comparison", "diff [CI]", "p", "p adj.", "significant", "p floor", "MDE", "prompts"]
+    return [caption, "", *_table(header, rows)]
+
+
+def plateau_lines(bundle: Bundle, languages: list[str], first_metric: str) -> list[str]:
+    """The plateau (non-inferiority) table: per metric (``first_metric`` first), language and resource group."""
+    pl = bundle.plateau
+    if pl.empty:
+        return [f"No plateau rows in `{bundle.path}/plateau.csv` (the ladder has fewer than two mixes)."]
+    pl = pl[pl["task"] == "chat"]
+    rows = []
+    for metric in _ordered(pl["metric"], [first_metric]):
+        sub = pl[pl["metric"] == metric]
+        for scope in ("language", "group"):
+            part = sub[sub["scope"] == scope]
+            order = languages if scope == "language" else []
+            for target in _ordered(part["target"], order):
+                r = part[part["target"].astype(str) == target].iloc[0]
+                rows.append([metric, f"{target}" if scope == "language" else f"{target} (group)", str(r["answer"]),
+                             _num(r["delta"]), str(int(r["n_prompts"])), str(r["decisions"])])
+    alpha = pl["alpha"].iloc[0] if len(pl) else None
+    caption = (f"How many finetuning languages are enough: the smallest Multi-*i* not worse than every larger "
+               f"mix by more than delta (one-sided {1 - float(alpha):.0%} bound over prompts); "
+               "\"undecided\" where the intervals are too wide.")
+    return [caption, "", *_table(["metric", "target", "answer", "delta", "prompts", "decisions"], rows)]
+
+
+def render_block(bundle: Bundle, *, metric: str = "io_lang_agreement", baseline: str = "mono",
+                 languages: list[str] | None = None) -> str:
+    """The text between the markers (without them), ending in a newline."""
+    languages = language_order() if languages is None else languages
+    lines = [_source_line(bundle), "", *agreement_table(bundle, metric, languages), "",
+             *comparison_table(bundle, metric, baseline, languages), "", *plateau_lines(bundle, languages, metric)]
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(text: str, block: str, name: str) -> str:
+    """``text`` with the part between the one marker pair replaced by ``block``.
+
+    Raises:
+        BundleError: the file has no marker pair, more than one, or an end before its begin.
+    """
+    n_begin, n_end = text.count(BEGIN), text.count(END)
+    if n_begin != 1 or n_end != 1:
+        raise BundleError(f"{name}: needs exactly one {BEGIN} ... {END} pair (found {n_begin} begin, {n_end} end)")
+    head, rest = text.split(BEGIN)
+    middle, tail = rest.split(END)
+    if END in head:
+        raise BundleError(f"{name}: {END} comes before {BEGIN}")
+    return f"{head}{BEGIN}\n{block}{END}{tail}"
+
+
+def main(argv: list[str] | None = None, root: Path = REPO_ROOT) -> int:
+    """Render (or ``--check``) the demo tables; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("bundle", nargs="?", type=Path, help="bundle folder (default: newest docs/results/*-demo/)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a file differs from the bundle")
+    parser.add_argument("--files", nargs="+", default=list(DEFAULT_FILES), help="files with the marker pair")
+    parser.add_argument("--metric", default="io_lang_agreement")
+    parser.add_argument("--baseline", default="mono", help="mix compared with every other")
+    args = parser.parse_args(argv)
+    path = args.bundle if args.bundle is not None else newest_bundle(root)
+    if path is None:
+        print(f"no results bundle under {root / 'docs' / 'results'} (*-demo/ with manifest.json)", file=sys.stderr)
+        return 2
+    try:
+        bundle = load_bundle(path if path.is_absolute() else root / path, root)
+        block = render_block(bundle, metric=args.metric, baseline=args.baseline, languages=language_order())
+        stale = []
+        for name in args.files:
+            file = root / name
+            text = file.read_text(encoding="utf-8")
+            new = replace_block(text, block, name)
+            if new == text:
+                continue
+            if args.check:
+                stale.append(name)
+            else:
+                file.write_text(new, encoding="utf-8")
+                print(f"{name}: demo tables written from {bundle.path}")
+    except (BundleError, OSError) as exc:
+        print(f"demo_results: {exc}", file=sys.stderr)
+        return 1
+    if stale:
+        print(f"out of sync with {bundle.path}: {', '.join(stale)} (run scripts/demo_results.py to rewrite)",
+              file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"in sync with {bundle.path}: {', '.join(args.files)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""scripts/demo_results.py: the README's demo tables come from a committed results bundle, and --check says when not.
+
+The synthetic bundle is written by the reporting stage's own nodes (aggregate,
+compare, plateau, dose-response, ``results_bundle``) on hand-made scores, so it
+has the real bundle's format.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from polyglot_kedro.pipelines.reporting.bundle import results_bundle
+from polyglot_kedro.pipelines.reporting.inputs import combine_scores
+from polyglot_kedro.pipelines.reporting.plateau import dose_response, plateau_table
+from polyglot_kedro.pipelines.reporting.statistics import aggregate_scores, compare_mixes
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIXES = {"base": {"kind": "untuned"}, "mono": {"kind": "mono"}, "multi2": {"kind": "multi", "n_languages": 2},
+         "multi3": {"kind": "multi", "n_languages": 3}}  # fmt: skip
+GROUPS = {"high": ["en", "de", "es"], "mid": ["bg"]}
+LANGS = ["es", "bg", "en", "de"]  # not in figure order: the script orders them
+# P(reply in the prompt's language) per mix and language; multi2/3 clearly better than mono in es.
+RATES = {"base": 0.6, "mono": 0.5, "multi2": 0.9, "multi3": 0.95}
+REPORTING = {"n_boot": 200, "seed": 1, "test_resamples": 200, "comparisons": [["base", "mono"], ["mono", "multi2"],
+             ["mono", "multi3"], ["multi2", "multi3"]]}  # fmt: skip
+RUN_INFO = {"git_commit": "0123abcd", "git_dirty": False, "env": "demo", "params_sha256": "e" * 64,
+            "save_version": "2026-12-01T14.00.00.000Z", "load_versions": {}, "kedro_version": "1.7.0",
+            "python": "3.11.7"}  # fmt: skip
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("demo_results", REPO_ROOT / "scripts" / "demo_results.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["demo_results"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+demo_results = _load_script()
+
+
+def _scores(mix: str, rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    for lang in LANGS:
+        rate = RATES[mix] if lang == "es" else 0.7
+        for seed in (0, 42, 723):
+            for item in range(12):
+                base = {"model": "smollm2_135m", "mix": mix, "task": "chat", "lang": lang, "prompt_setting": "native",
+                        "seed": seed, "item_id": f"p{item:02d}", "invalid_reason": "", "judge": None}
+                rows.append({**base, "metric": "io_lang_agreement", "score": float(rng.random() < rate), "valid": True})
+                rows.append({**base, "metric": "helpfulness", "score": float(rng.integers(1, 7)), "valid": True,
+                             "judge": "smollm2_135m"})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def bundle_files() -> dict[str, str]:
+    rng = np.random.default_rng(7)
+    scores = combine_scores(mixes=MIXES, **{mix: _scores(mix, rng) for mix in MIXES})
+    aggregates = aggregate_scores(scores, REPORTING)
+    significance = compare_mixes(scores, MIXES, REPORTING)
+    plateau = plateau_table(scores, MIXES, GROUPS, REPORTING)
+    dose = dose_response(scores, MIXES, GROUPS, REPORTING)
+    numbers = aggregates.assign(figure="fig1_io_lang_agreement", error_bars="ci")
+    return results_bundle(aggregates, significance, plateau, dose, numbers, scores, RUN_INFO, REPORTING)
+
+
+def _write_bundle(files: dict[str, str], folder: Path) -> Path:
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def project(tmp_path, bundle_files) -> Path:
+    """A tmp root with a committed bundle and the two files, each with an empty marker pair."""
+    _write_bundle(bundle_files, tmp_path / "docs" / "results" / "2026-12-01-demo")
+    (tmp_path / "README.md").write_text(f"# Title\n\nBefore.\n\n{demo_results.BEGIN}\n{demo_results.END}\n\nAfter.\n")
+    (tmp_path / "docs" / "REPLICATION.md").write_text(f"## Confirmation run\n\n{demo_results.BEGIN}\n"
+                                                      f"{demo_results.END}\n")
+    return tmp_path
+
+
+def _block(text: str) -> str:
+    return text.split(demo_results.BEGIN)[1].split(demo_results.END)[0]
+
+
+def test_render_writes_the_bundle_s_numbers_and_cites_it(project, bundle_files, capsys):
+    assert demo_results.main(["--check"], root=project) == 1  # empty markers: out of sync
+    assert demo_results.main([], root=project) == 0
+    readme = (project / "README.md").read_text()
+    assert readme.startswith("# Title\n\nBefore.") and readme.endswith("\n\nAfter.\n")
+    block = _block(readme)
+    assert block == _block((project / "docs" / "REPLICATION.md").read_text())
+    assert "`docs/results/2026-12-01-demo/`" in block and "`0123abcd`" in block
+    agg = pd.read_csv(project / "docs/results/2026-12-01-demo/aggregates.csv")
+    cell = agg[(agg["metric"] == "io_lang_agreement") & (agg["mix"] == "multi2") & (agg["lang"] == "es")].iloc[0]
+    es_row = next(line for line in block.splitlines() if line.startswith("| es |"))
+    assert f"{cell['mean']:.2f} [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}] (n {cell['n_prompts']})" in es_row
+    # languages in the paper's figure order, mixes in the comparisons' order
+    lines = block.splitlines()
+    header = lines.index("| lang | base | mono | multi2 | multi3 |")
+    assert [line.split("|")[1].strip() for line in lines[header + 2 : header + 6]] == ["en", "de", "es", "bg"]
+    # the comparisons: every mono -> other row, with its family and the adjusted p-value
+    cmp_ = pd.read_csv(project / "docs/results/2026-12-01-demo/comparisons.csv")
+    mono = cmp_[(cmp_["metric"] == "io_lang_agreement") & (cmp_["mix_a"] == "mono")]
+    assert len(re.findall(r"^\| \w+ \| mono -> multi[23] \|", block, flags=re.M)) == len(mono) == 8
+    es2 = mono[(mono["lang"] == "es") & (mono["mix_b"] == "multi2")].iloc[0]
+    line = next(l for l in block.splitlines() if l.startswith("| es | mono -> multi2 |"))
+    assert f"{es2['diff']:+.2f}" in line and demo_results._p(es2["p_adjusted"]) in line
+    assert f"`{es2['family']}`, {es2['family_size']} tests, holm" in block
+    assert "| io_lang_agreement | high (group) |" in block and "| helpfulness | es |" in block
+    assert demo_results.main(["--check"], root=project) == 0
+    assert "in sync" in capsys.readouterr().out
+
+
+def test_check_catches_a_hand_edited_number(project):
+    assert demo_results.main([], root=project) == 0
+    readme = project / "README.md"
+    text = readme.read_text()
+    es_row = next(line for line in text.splitlines() if line.startswith("| es |"))
+    number = re.search(r"\d\.\d\d", es_row).group(0)
+    edited = es_row.replace(number, "0.99" if number != "0.99" else "0.98", 1)
+    readme.write_text(text.replace(es_row, edited))
+    assert demo_results.main(["--check"], root=project) == 1
+    assert demo_results.main([], root=project) == 0  # rewriting restores it
+    assert readme.read_text() == text
+
+
+def test_a_bundle_edited_after_the_run_is_refused(project, capsys):
+    agg = project / "docs/results/2026-12-01-demo/aggregates.csv"
+    agg.write_text(agg.read_text().replace("0.", "0.9", 1))
+    assert demo_results.main([], root=project) == 1
+    assert "aggregates.csv does not match its sha256" in capsys.readouterr().err
+
+
+def test_a_file_without_its_marker_pair_is_an_error(project, capsys):
+    (project / "README.md").write_text("# no markers\n")
+    assert demo_results.main(["--check"], root=project) == 1
+    assert "README.md: needs exactly one" in capsys.readouterr().err
+
+
+def test_committed_demo_bundles_match_readme_and_replication():
+    """The README's and REPLICATION's demo tables are the newest committed bundle's (skips before the first)."""
+    bundles = sorted((REPO_ROOT / "docs" / "results").glob("*-demo"))
+    if not bundles:
+        pytest.skip("no docs/results/*-demo bundle committed yet")
+    for folder in bundles:  # every committed bundle is intact
+        demo_results.load_bundle(folder)
+    assert demo_results.main(["--check"]) == 0
