@@ -56,6 +56,12 @@ JUDGMENT_COLUMNS = [
     "prompt_lang", "response_lang", "lang_match", "judge", "judge_raw", "judge_parse", "reasoning",
     "raw_score", "score", "valid", "invalid_reason", "cached", "attempts",
 ]  # fmt: skip
+#: ``{mix}.judge_noise``: the second verdict of each rejudged response (the judgment
+#: columns, ``judge`` the second judge), beside the first verdict (``first_*``) and the
+#: response's length in characters (``judging.chat.judge_noise``).
+JUDGE_NOISE_COLUMNS = [
+    *JUDGMENT_COLUMNS, "first_judge", "first_raw_score", "first_score", "first_valid", "response_chars",
+]  # fmt: skip
 
 #: ``{mix}.scores``: one row per (item, seed, metric), tidy.
 SCORE_COLUMNS = [

@@ -212,5 +212,7 @@ def _endpoint_references(params: dict[str, Any], built: dict[str, Any]) -> list[
             refs.append(("judging.chat.endpoint", chat.endpoint))
             if chat.mode == "translated":
                 refs.append(("judging.chat.translator_endpoint", chat.translator_endpoint))
+            if chat.judge_noise.enabled and chat.judge_noise.second.endpoint:
+                refs.append(("judging.chat.judge_noise.second.endpoint", chat.judge_noise.second.endpoint))
     return [f"params:{where}: {name!r} is not an endpoint of params:llm_endpoints; valid: {sorted(endpoints)}"
             for where, name in refs if name not in endpoints]  # fmt: skip

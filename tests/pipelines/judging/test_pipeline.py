@@ -41,7 +41,8 @@ def test_pipeline_shape():
     pipe = create_pipeline(mixes=MIXES)
     assert {n.name for n in pipe.nodes} == {
         f"{m}.{n}" for m in MIXES
-        for n in ("detect_chat_languages", "judge_chat", "score_chat", "score_tasks", "collect_scores")
+        for n in ("detect_chat_languages", "judge_chat", "judge_noise_subset", "collect_judging_usage", "score_chat",
+                  "score_tasks", "collect_scores")
     }
     assert "base_model" in pipe.inputs() and "mono.generations" in pipe.inputs()
     # the mix reaches its nodes as a visible parameter input, one per namespace

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_params, language_groups, mix_summary,
                language_distribution, usage, run_info):
-    def run():
+    def run(judging: dict | None = None, judge_noise: dict[str, pd.DataFrame] | None = None):
+        """``judging``: ``params:judging`` (default: judge noise off); ``judge_noise``: ``{mix}.judge_noise`` frames."""
         out = tmp_path / "08_reporting"
         # the project's own catalog entries, written under tmp_path (unversioned, to read them back by name)
         entries = yaml.safe_load((REPO / "conf/base/catalog_reporting.yml").read_text())
@@ -48,12 +49,14 @@ def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_par
             "params:language_groups": MemoryDataset(language_groups),
             "params:model": MemoryDataset("tiny_llama"),
             "run_info": MemoryDataset(run_info),
+            "params:judging": MemoryDataset(judging or {}),
             "report_figure_manifest": MemoryDataset(copy_mode="assign"),
         }
         for mix, df in scores_by_mix.items():
             datasets[f"{mix}.scores"] = MemoryDataset(df)
             datasets[f"{mix}.judging_usage"] = MemoryDataset(usage("judging", 0.25))
             datasets[f"{mix}.training_metrics"] = MemoryDataset({"loss": [2.0, 1.0], "tokens": 100})
+            datasets[f"{mix}.judge_noise"] = MemoryDataset((judge_noise or {}).get(mix, pd.DataFrame()))
         for name, dataset in datasets.items():
             catalog[name] = dataset
         SequentialRunner().run(create_pipeline(mix_specs(mixes)), catalog)

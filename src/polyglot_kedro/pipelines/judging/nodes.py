@@ -52,13 +52,14 @@ import math
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from polyglot_kedro.config import StrictModel
 from polyglot_kedro.contracts import (
     CHAT_LANGUAGE_COLUMNS,
     GENERATION_REQUIRED,
     ITEM_KEYS,
+    JUDGE_NOISE_COLUMNS,
     JUDGMENT_COLUMNS,
     SCORE_COLUMNS,
     require_columns,
@@ -90,6 +91,35 @@ class JudgeRequestParams(StrictModel):
     json_schema: dict[str, Any] | None = None
 
 
+class SecondJudgeParams(StrictModel):
+    """``judging.chat.judge_noise.second``: what makes the second judging differ from the first.
+
+    Unset fields keep the first judge's value. ``seed`` (and ``temperature``)
+    are forced on the second judge's requests like ``request``; ``endpoint``
+    names a second judge model in ``params:llm_endpoints``. Any difference is
+    part of the LLM cache key, so the second verdicts are real new requests,
+    and a rerun pays for none of them twice.
+    """
+
+    seed: int | None = None
+    endpoint: str | None = None
+    # null: the first judge's (``request.temperature``). At temperature 0 a
+    # greedy in-process judge gives the same verdict under any seed; only an
+    # endpoint that is not deterministic at 0 (OpenAI) differs by seed alone.
+    temperature: float | None = Field(None, ge=0)
+
+
+class JudgeNoiseParams(StrictModel):
+    """``judging.chat.judge_noise``: judge a subset of the judged responses a second time."""
+
+    enabled: bool = False
+    # Prompts per language drawn from the first judging's items (all their
+    # seeds rejudged; pandas sample, random_state=sample_seed). null: all.
+    n_items: int | None = Field(None, ge=1, description="prompts rejudged per language; null = all judged")
+    sample_seed: int = 42
+    second: SecondJudgeParams = SecondJudgeParams(seed=43)
+
+
 class ChatJudgingParams(StrictModel):
     """``judging.chat``."""
 
@@ -106,6 +136,23 @@ class ChatJudgingParams(StrictModel):
     # without a judge request (the rule overrides any verdict, so the request
     # would be paid for nothing). true: judge it anyway, as the paper did.
     judge_mismatched: bool = True
+    judge_noise: JudgeNoiseParams = JudgeNoiseParams()
+
+    @model_validator(mode="after")
+    def _second_judge_differs(self) -> "ChatJudgingParams":
+        noise = self.judge_noise
+        if not noise.enabled:
+            return self
+        if not self.enabled:
+            raise ValueError("judge_noise.enabled needs chat.enabled: there are no first verdicts to judge again")
+        second = noise.second
+        if (second.endpoint in (None, self.endpoint) and second.seed in (None, self.request.seed)
+                and second.temperature in (None, self.request.temperature)):
+            raise ValueError(
+                "judge_noise.second is the first judge again (same endpoint, seed and temperature): its verdicts "
+                "would be the first ones from the cache; set second.seed, second.endpoint or second.temperature"
+            )
+        return self
 
 
 class JudgingParams(StrictModel):
@@ -134,6 +181,32 @@ def _endpoint(llm_endpoints: dict, name: str, overrides: dict | None = None) -> 
 
 def _judge_name(cfg: dict) -> str:
     return f"{cfg.get('backend', 'openai')}:{cfg.get('model', '')}"
+
+
+#: ``judge_parse`` of a mismatched response the judge was not asked about.
+NOT_JUDGED_MISMATCH = "not judged: language mismatch"
+#: Start of ``invalid_reason`` when the judge was not asked because a translation failed.
+TRANSLATION_FAILED = "translation failed"
+
+
+def _judge_request(mix_name: str, item: dict):
+    from polyglot_kedro.llm import ChatRequest
+
+    return ChatRequest(key=f"{mix_name}/{item['lang']}/{item['seed']}/{item['item_id']}",
+                       messages=render_judge_messages(item["judged_instruction"], item["judged_response"]))
+
+
+def _apply_verdict(out: dict, res, lang_match: bool) -> None:
+    """Fill a judgment row from one judge result (the paper's validity and language rules)."""
+    if not res.ok:
+        out["invalid_reason"] = f"request failed: {res.error}"
+        return
+    verdict = parse_verdict(res.text)
+    out.update(judge_raw=res.text, judge_parse=verdict.parse_method, reasoning=verdict.reasoning,
+               valid=verdict.valid, invalid_reason=verdict.invalid_reason)
+    if verdict.valid:
+        out["raw_score"] = float(verdict.raw_score)
+        out["score"] = float(verdict.raw_score) if lang_match else 1.0
 
 
 def sample_items(item_ids: pd.Series, n_items: int | None, seed: int) -> list[str]:
@@ -302,17 +375,11 @@ def judge_chat(
                 if res.ok and res.text is not None:
                     item[f"judged_{field}"] = res.text
                 else:
-                    translation_error.setdefault(n, f"translation failed ({field}): {res.error}")
+                    translation_error.setdefault(n, f"{TRANSLATION_FAILED} ({field}): {res.error}")
         usage.append(tr_client.usage())
 
     to_judge = [n for n in range(len(items)) if n not in translation_error and n not in skipped]
-    requests = [
-        ChatRequest(
-            key=f"{mix_name}/{items[n]['lang']}/{items[n]['seed']}/{items[n]['item_id']}",
-            messages=render_judge_messages(items[n]["judged_instruction"], items[n]["judged_response"]),
-        )
-        for n in to_judge
-    ]
+    requests = [_judge_request(mix_name, items[n]) for n in to_judge]
     results = dict(zip(to_judge, judge_client.run(requests, desc=f"{mix_name} judge")))
     usage.append(judge_client.usage())
 
@@ -323,18 +390,11 @@ def judge_chat(
                "reasoning": None, "raw_score": math.nan, "score": math.nan, "valid": False,
                "cached": bool(res.cached) if res else False, "attempts": int(res.attempts) if res else 0}
         if n in skipped:  # the language rule decides: 1, no request
-            out.update(judge_parse="not judged: language mismatch", score=1.0, valid=True, invalid_reason=None)
+            out.update(judge_parse=NOT_JUDGED_MISMATCH, score=1.0, valid=True, invalid_reason=None)
         elif n in translation_error:
             out["invalid_reason"] = translation_error[n]
-        elif not res.ok:
-            out["invalid_reason"] = f"request failed: {res.error}"
         else:
-            verdict = parse_verdict(res.text)
-            out.update(judge_raw=res.text, judge_parse=verdict.parse_method, reasoning=verdict.reasoning,
-                       valid=verdict.valid, invalid_reason=verdict.invalid_reason)
-            if verdict.valid:
-                out["raw_score"] = float(verdict.raw_score)
-                out["score"] = float(verdict.raw_score) if item["lang_match"] else 1.0
+            _apply_verdict(out, res, item["lang_match"])
         rows.append(out)
     judgments = tidy_frame(rows, JUDGMENT_COLUMNS)
     n_invalid = int((~judgments["valid"]).sum())
@@ -346,6 +406,108 @@ def judge_chat(
         u is not None and not u.empty for u in usage) else pd.DataFrame()
     ledger["mix"] = mix_name
     return judgments, ledger
+
+
+def _sampling_label(name: str, cfg: dict) -> str:
+    """A judge and the sampling that tells two judgings by one model apart."""
+    return f"{name} [seed {cfg.get('seed')}, temperature {cfg.get('temperature')}]"
+
+
+def judge_noise_subset(
+    chat_judgments: pd.DataFrame,
+    base_model: str | None,
+    judging: dict,
+    llm_endpoints: dict,
+    mix_name: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Judge a reproducible subset of the judged responses a second time (``judging.chat.judge_noise``).
+
+    The second judge (another seed and/or temperature on the same endpoint, or
+    another endpoint) sees exactly the texts the first judge saw
+    (``judged_instruction``, ``judged_response``: translated ones in
+    ``mode: translated``) under the same forced request settings, through the
+    same cached client, and its reply goes through the same verdict parser and
+    language rule. Responses the first judge was never asked about (language
+    mismatch with ``judge_mismatched: false``, failed translation) are not
+    rejudged. ``chat_judgments`` and the scores are left as they are: the
+    first verdict stays the score.
+
+    Args:
+        chat_judgments: ``judge_chat``'s judgments of this mix.
+        base_model: model folder for the in-process backend.
+        judging: ``params:judging``.
+        llm_endpoints: ``params:llm_endpoints``.
+        mix_name: ``params:mix_name``.
+
+    Returns:
+        ``contracts.JUDGE_NOISE_COLUMNS`` rows (empty when the option is off)
+        and the second judge's usage ledger row with a ``mix`` column (empty
+        when off).
+    """
+    from polyglot_kedro.llm import build_client  # heavy import, only when judging
+
+    cp = JudgingParams.model_validate(judging or {}).chat
+    noise = cp.judge_noise
+    empty_usage = pd.DataFrame({"mix": pd.Series(dtype=object)})
+    if not (cp.enabled and noise.enabled) or chat_judgments.empty:
+        return tidy_frame([], JUDGE_NOISE_COLUMNS), empty_usage
+    require_columns(chat_judgments, JUDGMENT_COLUMNS, "chat_judgments")
+    parse = chat_judgments["judge_parse"].fillna("").astype(str)
+    reason = chat_judgments["invalid_reason"].fillna("").astype(str)
+    asked = chat_judgments[(parse != NOT_JUDGED_MISMATCH) & ~reason.str.startswith(TRANSLATION_FAILED)]
+    chosen = {lang: set(sample_items(g["item_id"], noise.n_items, noise.sample_seed)) for lang, g in asked.groupby("lang")}
+    subset = asked[[str(i) in chosen[lang] for lang, i in zip(asked["lang"], asked["item_id"])]]
+
+    first_cfg = _endpoint(llm_endpoints, cp.endpoint, cp.request.model_dump())
+    second = noise.second
+    # the first judge's forced settings, but for what the option changes (None: keep)
+    changed = {k: v for k, v in (("seed", second.seed), ("temperature", second.temperature)) if v is not None}
+    second_cfg = _endpoint(llm_endpoints, second.endpoint or cp.endpoint, {**cp.request.model_dump(), **changed})
+    client = build_client(second_cfg, stage="judging_noise", inprocess_model_path=base_model)
+    # in translated mode both judges read the same English texts: their names carry the same suffix
+    suffix = str(chat_judgments["judge"].iloc[0]).removeprefix(_judge_name(first_cfg))
+    first_name = _sampling_label(f"{_judge_name(first_cfg)}{suffix}", first_cfg)
+    second_name = _sampling_label(f"{_judge_name(second_cfg)}{suffix}", second_cfg)
+
+    items = subset.to_dict("records")
+    results = client.run([_judge_request(mix_name, it) for it in items], desc=f"{mix_name} judge again")
+    rows = []
+    for item, res in zip(items, results):
+        lang_match = bool(item["lang_match"]) if not pd.isna(item["lang_match"]) else False
+        out = {**{k: item[k] for k in JUDGMENT_COLUMNS}, "judge": second_name, "judge_raw": None,
+               "judge_parse": None, "reasoning": None, "raw_score": math.nan, "score": math.nan, "valid": False,
+               "invalid_reason": None, "cached": bool(res.cached), "attempts": int(res.attempts),
+               "first_judge": first_name, "first_raw_score": item["raw_score"], "first_score": item["score"],
+               "first_valid": bool(item["valid"]), "response_chars": len(str(item["response"] or ""))}
+        _apply_verdict(out, res, lang_match)
+        rows.append(out)
+    table = tidy_frame(rows, JUDGE_NOISE_COLUMNS)
+    for col in ("first_raw_score", "first_score"):
+        table[col] = pd.to_numeric(table[col], errors="raise").astype("float64")
+    table["first_judge"] = table["first_judge"].astype("str")
+    table["first_valid"] = table["first_valid"].astype(bool)
+    table["response_chars"] = table["response_chars"].astype("int64")
+    logger.info("%s: %d of %d judged responses judged again by %s (%d invalid second verdicts)", mix_name,
+                len(table), len(asked), second_name, int((~table["valid"]).sum()))
+    usage = client.usage()
+    usage["mix"] = mix_name
+    return table, usage
+
+
+def collect_judging_usage(chat_judging_usage: pd.DataFrame, judge_noise_usage: pd.DataFrame) -> pd.DataFrame:
+    """The mix's one judging ledger: the judge's (and translator's) rows, then the second judging's.
+
+    Args:
+        chat_judging_usage: ``judge_chat``'s ledger.
+        judge_noise_usage: ``judge_noise_subset``'s ledger (empty when off).
+
+    Returns:
+        The rows of both, in that order.
+    """
+    frames = [df for df in (chat_judging_usage, judge_noise_usage) if df is not None and len(df)]
+    if not frames:
+        return chat_judging_usage
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 def score_chat(generations: pd.DataFrame, chat_languages: pd.DataFrame, chat_judgments: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Judging wiring: one namespace per mix.
 
 Chat judging (``nodes``) and deterministic task scoring (``task_scoring``)
-run side by side; ``scores.collect_scores`` joins their rows into
+run side by side (``judge_noise_subset`` judges a subset twice when
+``judging.chat.judge_noise`` is on, into the same ledger); ``scores.collect_scores`` joins their rows into
 ``<mix>.scores``. ``params:mix_name`` is each namespace's mix (``per_mix``).
 """
 
@@ -12,7 +13,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from polyglot_kedro.config import MixSpec
 from polyglot_kedro.pipelines import per_mix
 
-from .nodes import detect_chat_languages, judge_chat, score_chat
+from .nodes import collect_judging_usage, detect_chat_languages, judge_chat, judge_noise_subset, score_chat
 from .scores import collect_scores
 from .task_scoring import score_tasks
 
@@ -25,9 +26,18 @@ def create_base_pipeline() -> Pipeline:
             node(
                 judge_chat,
                 ["generations", "chat_languages", "base_model", "params:judging", "params:llm_endpoints", "params:mix_name"],
-                ["chat_judgments", "judging_usage"],
+                ["chat_judgments", "chat_judging_usage"],
                 name="judge_chat",
             ),
+            # judging.chat.judge_noise: a subset judged again (nothing when off); the scores keep the first verdict
+            node(
+                judge_noise_subset,
+                ["chat_judgments", "base_model", "params:judging", "params:llm_endpoints", "params:mix_name"],
+                ["judge_noise", "judge_noise_usage"],
+                name="judge_noise_subset",
+            ),
+            node(collect_judging_usage, ["chat_judging_usage", "judge_noise_usage"], "judging_usage",
+                 name="collect_judging_usage"),
             node(score_chat, ["generations", "chat_languages", "chat_judgments"], "chat_scores", name="score_chat"),
             node(
                 score_tasks,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from .judge_noise import LENGTH_UNIT, OFF_NOTE
 from .params import ReportingParams
 
 
@@ -30,9 +31,10 @@ def frame_sha256(df: pd.DataFrame) -> str:
 
 def results_bundle(aggregates: pd.DataFrame, significance: pd.DataFrame, plateau: pd.DataFrame,
                    dose_response: pd.DataFrame, figure_numbers: pd.DataFrame, scores: pd.DataFrame,
-                   run_info: Mapping[str, Any], params: dict[str, Any]) -> dict[str, str]:
+                   run_info: Mapping[str, Any], params: dict[str, Any],
+                   judge_noise: pd.DataFrame | None = None) -> dict[str, str]:
     """The bundle's files: ``aggregates.csv``, ``comparisons.csv``, ``plateau.csv``, ``dose_response.csv``,
-    ``figures/<figure id>.csv`` (each figure's numbers) and ``manifest.json``.
+    ``judge_noise.csv`` (when measured), ``figures/<figure id>.csv`` (each figure's numbers) and ``manifest.json``.
 
     Args:
         aggregates, significance, plateau, dose_response: the report's tables.
@@ -42,6 +44,7 @@ def results_bundle(aggregates: pd.DataFrame, significance: pd.DataFrame, plateau
             dirty flag, env, parameters' sha256, save and load versions, Kedro
             and Python versions).
         params: ``params:reporting`` (the statistics settings, written out).
+        judge_noise: :func:`~.judge_noise.judge_noise_table` (None / empty: the option was off).
 
     Returns:
         File name -> text, for a ``PartitionedDataset`` of text files.
@@ -57,6 +60,9 @@ def results_bundle(aggregates: pd.DataFrame, significance: pd.DataFrame, plateau
     }
     if len(dose_response):
         files["figures/fig8_dose_response.csv"] = files["dose_response.csv"]
+    measured = judge_noise is not None and len(judge_noise) > 0
+    if measured:
+        files["judge_noise.csv"] = judge_noise.to_csv(index=False)
     manifest = {
         "run": dict(run_info),
         "inputs": {"scores_sha256": frame_sha256(scores), "score_rows": int(len(scores)),
@@ -67,6 +73,8 @@ def results_bundle(aggregates: pd.DataFrame, significance: pd.DataFrame, plateau
                        "test_resamples": p.test_resamples, "p_floor_monte_carlo": 1.0 / (p.test_resamples + 1),
                        "family": "model x task x metric (all mix pairs x languages x prompt settings)",
                        "correction": p.correction, "alpha": p.alpha, "plateau_delta": dict(p.plateau.delta)},
+        "judge_noise": ({"file": "judge_noise.csv", "agreement_of": "raw 1-6 verdicts of two judgings",
+                         "length": LENGTH_UNIT} if measured else OFF_NOTE),
         "files": {name: {"sha256": _sha256(text), "bytes": len(text.encode("utf-8"))} for name, text in files.items()},
     }
     files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"

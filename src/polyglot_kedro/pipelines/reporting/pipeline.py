@@ -9,13 +9,14 @@ from polyglot_kedro.config import MixSpec
 from .bundle import results_bundle
 from .draw import draw_figures
 from .inputs import collect_training_metrics, combine_scores, summarize_costs
+from .judge_noise import judge_noise_table
 from .paper_results import load_paper_results
 from .plateau import dose_response, plateau_table
 from .render import render_report, render_tables_markdown
 from .statistics import aggregate_scores, compare_mixes, count_invalid
 
 # Keyword names the combining nodes take besides one keyword per mix.
-_RESERVED = {"paper_results", "translation_usage", "guanaco_translation_usage"}
+_RESERVED = {"paper_results", "translation_usage", "guanaco_translation_usage", "judging"}
 
 
 def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation_usage: bool = True,
@@ -53,7 +54,8 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
             usage["guanaco_translation_usage"] = "guanaco_translation_usage"
     tables = {"significance": "report_significance", "plateau": "report_plateau",
               "invalid_counts": "report_invalid_counts", "costs": "report_costs", "mix_summary": "mix_summary",
-              "language_distribution": "language_distribution", "training_metrics": "report_training_metrics"}
+              "language_distribution": "language_distribution", "training_metrics": "report_training_metrics",
+              "judge_noise": "report_judge_noise"}
     return pipeline(
         [
             node(load_paper_results, "params:reporting", "report_paper_results", name="load_paper_results"),
@@ -66,6 +68,8 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
             node(compare_mixes, ["report_scores", "params:mixes", "params:reporting"], "report_significance",
                  name="compare_mixes"),
             node(count_invalid, "report_scores", "report_invalid_counts", name="count_invalid"),
+            node(judge_noise_table, {"judging": "params:judging", **{m: f"{m}.judge_noise" for m in names}},
+                 "report_judge_noise", name="judge_noise_table"),
             node(plateau_table, ["report_scores", "params:mixes", "params:language_groups", "params:reporting"],
                  "report_plateau", name="plateau_table"),
             node(dose_response, ["report_scores", "params:mixes", "params:language_groups", "params:reporting"],
@@ -95,7 +99,7 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
             node(
                 results_bundle,
                 ["report_aggregates", "report_significance", "report_plateau", "report_dose_response",
-                 "report_figure_numbers", "report_scores", "run_info", "params:reporting"],
+                 "report_figure_numbers", "report_scores", "run_info", "params:reporting", "report_judge_noise"],
                 "report_bundle",
                 name="results_bundle",
             ),

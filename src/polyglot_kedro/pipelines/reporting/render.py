@@ -14,6 +14,7 @@ import pandas as pd
 from polyglot_kedro.config import MixSpec, mix_specs
 
 from . import figures, html
+from .judge_noise import judge_noise_section
 from .params import ReportingParams
 from .summary import summary_intro, summary_lines
 
@@ -21,7 +22,8 @@ from .summary import summary_intro, summary_lines
 def render_tables_markdown(figure_numbers: pd.DataFrame, manifest: dict[str, Any], significance: pd.DataFrame,
                            plateau: pd.DataFrame, dose_response: pd.DataFrame, invalid_counts: pd.DataFrame,
                            costs: pd.DataFrame, mix_summary: pd.DataFrame, language_distribution: pd.DataFrame,
-                           training_metrics: pd.DataFrame, params: dict[str, Any]) -> str:
+                           training_metrics: pd.DataFrame, params: dict[str, Any],
+                           judge_noise: pd.DataFrame | None = None) -> str:
     """All report tables as one Markdown document (numbers of every figure first).
 
     Args:
@@ -36,6 +38,7 @@ def render_tables_markdown(figure_numbers: pd.DataFrame, manifest: dict[str, Any
         language_distribution: data_mixing's language distribution.
         training_metrics: :func:`~.inputs.collect_training_metrics`.
         params: ``params:reporting`` (the tables' notes state the statistics).
+        judge_noise: :func:`~.judge_noise.judge_noise_table` (None / empty: not measured).
 
     Returns:
         The Markdown text.
@@ -49,7 +52,7 @@ def render_tables_markdown(figure_numbers: pd.DataFrame, manifest: dict[str, Any
         rows = figure_numbers[figure_numbers["figure"] == fig["id"]].drop(columns="figure")
         parts += [html.markdown_table(dose_response if fig["id"] == "fig8_dose_response" else rows), ""]
     for title, note, df in report_tables(significance, plateau, invalid_counts, costs, mix_summary,
-                                         language_distribution, training_metrics, p):
+                                         language_distribution, training_metrics, p, judge_noise):
         parts += [f"## {title}", ""] + ([note, ""] if note else []) + [html.markdown_table(df), ""]
     return "\n".join(parts)
 
@@ -70,7 +73,7 @@ _CORRECTION = {"holm": "Holm (family-wise error)", "bh": "Benjamini-Hochberg (fa
 
 def report_tables(significance: pd.DataFrame, plateau: pd.DataFrame, invalid_counts: pd.DataFrame, costs: pd.DataFrame,
                   mix_summary: pd.DataFrame, language_distribution: pd.DataFrame, training_metrics: pd.DataFrame,
-                  p: ReportingParams) -> list[tuple[str, str, pd.DataFrame]]:
+                  p: ReportingParams, judge_noise: pd.DataFrame | None = None) -> list[tuple[str, str, pd.DataFrame]]:
     """(title, note, frame) of every table after the figures; the comparisons split per task."""
     deltas = ", ".join(f"{k} {v}" for k, v in p.plateau.delta.items())
     out = [("How many finetuning languages are enough (plateau)",
@@ -84,6 +87,7 @@ def report_tables(significance: pd.DataFrame, plateau: pd.DataFrame, invalid_cou
         out.append((f"Paired comparisons{'' if task is None else f': {task}'} (diff = mix_b - mix_a)",
                     statistics_text(p), sub))
     return out + [
+        judge_noise_section(judge_noise),
         ("Invalid judgments / scores per mix and language", "", invalid_counts),
         ("Cost ledger (API usage)", "", costs),
         ("Data-mix summary", "", mix_summary),
@@ -110,7 +114,7 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
                   dose_response: pd.DataFrame, invalid_counts: pd.DataFrame, costs: pd.DataFrame,
                   mix_summary: pd.DataFrame, language_distribution: pd.DataFrame, training_metrics: pd.DataFrame,
                   scores: pd.DataFrame, mixes: dict[str, Any], model: str, params: dict[str, Any],
-                  run_info: Mapping[str, Any]) -> str:
+                  run_info: Mapping[str, Any], judge_noise: pd.DataFrame | None = None) -> str:
     """The self-contained HTML report (figures embedded as base64 PNG), the answer first.
 
     Args:
@@ -125,6 +129,7 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
         run_info: the run's provenance (``git_commit``, ``git_dirty``, ``env``,
             ``params_sha256``, ``kedro_version``, ``python``...), put into the
             catalog by the start-up hook; missing keys read "not recorded".
+        judge_noise: :func:`~.judge_noise.judge_noise_table` (None / empty: not measured).
 
     Returns:
         The HTML document.
@@ -161,7 +166,7 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
         summary=(summary_intro(lines, p), lines),
         meta=meta, notes=manifest.get("notes", []), figures=figs,
         tables=report_tables(significance, plateau, invalid_counts, costs, mix_summary, language_distribution,
-                             training_metrics, p),
+                             training_metrics, p, judge_noise),
         viz_link=p.viz_link, viz_command=p.viz_command,
     )
 
