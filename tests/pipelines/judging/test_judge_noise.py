@@ -104,6 +104,9 @@ def test_unasked_responses_are_not_rejudged(llm_endpoints, judge_server):
     judgments, _ = _first(gens, judging, llm_endpoints)
     noise, _ = judge_noise_subset(judgments, None, judging, llm_endpoints, "mono")
     assert "d1" not in set(noise["item_id"]) and len(noise) == len(CHAT) - 1
+    calls = judge_server.total
+    none_asked, usage = judge_noise_subset(judgments[judgments["item_id"] == "d1"], None, judging, llm_endpoints, "mono")
+    assert none_asked.empty and usage.empty and judge_server.total == calls
 
 
 def test_option_off_changes_nothing(generations, judging_params, llm_endpoints, judge_server):

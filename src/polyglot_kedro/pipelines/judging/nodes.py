@@ -457,6 +457,9 @@ def judge_noise_subset(
     asked = chat_judgments[(parse != NOT_JUDGED_MISMATCH) & ~reason.str.startswith(TRANSLATION_FAILED)]
     chosen = {lang: set(sample_items(g["item_id"], noise.n_items, noise.sample_seed)) for lang, g in asked.groupby("lang")}
     subset = asked[[str(i) in chosen[lang] for lang, i in zip(asked["lang"], asked["item_id"])]]
+    if subset.empty:  # the judge was asked about nothing: no second judge to load
+        logger.info("%s: judge noise: no response the judge was asked about, nothing judged again", mix_name)
+        return tidy_frame([], JUDGE_NOISE_COLUMNS), empty_usage
 
     first_cfg = _endpoint(llm_endpoints, cp.endpoint, cp.request.model_dump())
     second = noise.second
