@@ -48,6 +48,7 @@ def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_par
             "params:data_mixing": MemoryDataset(data_mixing_params),
             "params:language_groups": MemoryDataset(language_groups),
             "params:model": MemoryDataset("tiny_llama"),
+            "params:models": MemoryDataset({"tiny_llama": {"notes": "Random-weight Llama; its outputs are noise."}}),
             "run_info": MemoryDataset(run_info),
             "params:judging": MemoryDataset(judging or {}),
             "report_figure_manifest": MemoryDataset(copy_mode="assign"),
@@ -73,6 +74,7 @@ def test_pipeline_writes_report_with_missing_task_noted(run_report):
                        "fig8_dose_response.png"]
     for name in figures:
         assert Image.open(out / "figures" / name).size[0] > 100
+    assert "tiny_llama: Random-weight Llama; its outputs are noise." in html  # the registry's notes
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(images) == 5
     for b64 in images:

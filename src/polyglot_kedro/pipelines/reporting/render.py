@@ -114,7 +114,8 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
                   dose_response: pd.DataFrame, invalid_counts: pd.DataFrame, costs: pd.DataFrame,
                   mix_summary: pd.DataFrame, language_distribution: pd.DataFrame, training_metrics: pd.DataFrame,
                   scores: pd.DataFrame, mixes: dict[str, Any], model: str, params: dict[str, Any],
-                  run_info: Mapping[str, Any], judge_noise: pd.DataFrame | None = None) -> str:
+                  run_info: Mapping[str, Any], judge_noise: pd.DataFrame | None = None,
+                  models: Mapping[str, Any] | None = None) -> str:
     """The self-contained HTML report (figures embedded as base64 PNG), the answer first.
 
     Args:
@@ -130,6 +131,8 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
             ``params_sha256``, ``kedro_version``, ``python``...), put into the
             catalog by the start-up hook; missing keys read "not recorded".
         judge_noise: :func:`~.judge_noise.judge_noise_table` (None / empty: not measured).
+        models: ``params:models`` (the registry): each reported model's ``notes``
+            are shown, e.g. that a random-weight model's numbers are noise.
 
     Returns:
         The HTML document.
@@ -149,6 +152,7 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
     meta = [
         ("Model (params:model)", model),
         ("Models in the scores", uniq("model")),
+        ("Model notes", _model_notes(models, scores, model)),
         ("Mixes", "; ".join(f"{n} ({_describe_mix(s)})" for n, s in specs.items())),
         ("Mixes with scores", uniq("mix")),
         ("Data sources", sources),
@@ -169,6 +173,14 @@ def render_report(manifest: dict[str, Any], significance: pd.DataFrame, plateau:
                              training_metrics, p, judge_noise),
         viz_link=p.viz_link, viz_command=p.viz_command,
     )
+
+
+def _model_notes(models: Mapping[str, Any] | None, scores: pd.DataFrame, model: str) -> str:
+    """The registry's notes of ``model`` and of every registry model in the scores (what their numbers mean)."""
+    names = {model} | ({str(m) for m in scores["model"].dropna()} if "model" in scores.columns else set())
+    notes = [f"{name}: {entry['notes']}" for name, entry in sorted((models or {}).items())
+             if name in names and isinstance(entry, Mapping) and entry.get("notes")]
+    return "; ".join(notes) or "not recorded"
 
 
 def _describe_commit(run_info: Mapping[str, Any]) -> str:
