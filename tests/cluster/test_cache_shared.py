@@ -50,7 +50,7 @@ def test_two_processes_over_one_cache_lose_nothing_and_pay_once(tmp_path):
     n = 60
     with LLMTestServer(latency_s=0.02) as server:
         cfg = {"backend": "openai", "model": "test-model", "base_url": server.base_url, "max_concurrency": 6,
-               "max_retries": 2, "timeout_s": 10, "backoff_base_s": 0.01, "backoff_max_s": 0.1,
+               "max_retries": 2, "timeout_s": 10,
                "cache_dir": str(tmp_path / "shared_cache")}  # fmt: skip
         # two jobs at once, each with its own items, many writers interleaving
         first = _jobs(tmp_path, cfg, [(0, n // 2), (n // 2, n)])

@@ -125,14 +125,14 @@ def chat_generations(n_per_lang: int, langs: tuple[str, ...] = ("en", "de"), mix
 
 
 def judge_endpoint(base_url: str, cache_dir: Path, **overrides) -> dict:
-    """An OpenAI-compatible judge endpoint on the local server, fast backoff.
+    """An OpenAI-compatible judge endpoint on the local server.
 
     Sampling is set to what ``judge_chat`` forces (so overrides change nothing).
     """
     cfg = {
         "backend": "openai", "model": "judge-model", "base_url": base_url, "temperature": 0.0, "seed": 42,
-        "json_mode": True, "max_concurrency": 4, "max_retries": 6, "timeout_s": 1.0, "backoff_base_s": 0.01,
-        "backoff_max_s": 0.1, "cache_dir": str(cache_dir),
+        "json_mode": True, "max_concurrency": 4, "max_retries": 6, "timeout_s": 1.0,
+        "cache_dir": str(cache_dir),
     }  # fmt: skip
     cfg.update(overrides)
     return cfg

@@ -48,7 +48,7 @@ def test_fake_api_key_leaves_no_trace(tmp_path, monkeypatch, caplog, fault_figur
         server.faults = RandomFaults(rate=0.3, seed=7, kinds=("429", "500", "malformed"))
         tr = "llm_endpoints.translator"
         params = ",".join([f"{tr}.backend=openai", f"{tr}.base_url={server.base_url}", f"{tr}.model=gpt-fault",
-                           f"{tr}.max_retries=4", f"{tr}.backoff_base_s=0.01", f"{tr}.backoff_max_s=0.05",
+                           f"{tr}.max_retries=4",
                            f"{tr}.max_concurrency=4"])  # fmt: skip
         env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}
         env.pop("OPENAI_API_KEY", None)  # the key comes from credentials.yml

@@ -21,7 +21,7 @@ def llm_server():
 
 @pytest.fixture
 def endpoint(llm_server, tmp_path):
-    """Endpoint config dict pointing at ``llm_server``, fast backoff, cache in tmp_path."""
+    """Endpoint config dict pointing at ``llm_server``, cache in tmp_path."""
     return {
         "backend": "openai",
         "model": "test-model",
@@ -29,8 +29,6 @@ def endpoint(llm_server, tmp_path):
         "max_concurrency": 4,
         "max_retries": 4,
         "timeout_s": 5,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.2,
         "price_per_1k_prompt_tokens": 1.0,
         "price_per_1k_completion_tokens": 2.0,
         "cache_dir": str(tmp_path / "cache"),

@@ -59,6 +59,7 @@ def test_concurrency_overlaps_and_is_bounded(endpoint):
 
 
 def test_faults_survived_no_item_lost(endpoint):
+    """The SDK retries 429/5xx/timeouts; a malformed 200 body is re-asked by the backend; attempts are counted."""
     with LLMTestServer(hang_s=1.5, retry_after_s=0.3) as server:
         server.faults.update({
             "q 0": ["429"],
@@ -75,7 +76,44 @@ def test_faults_survived_no_item_lost(endpoint):
     assert [r.text for r in results] == [f"echo: q {i}" for i in range(6)]
     assert [r.attempts for r in results] == [2, 3, 2, 2, 4, 1]
     assert [server.counts[f"q {i}"] for i in range(6)] == [2, 3, 2, 2, 4, 1]
-    assert elapsed >= 0.3  # the Retry-After of the 429 was waited out (backoff_base is 0.01 s)
+    assert elapsed >= 0.3  # the Retry-After of the 429 was waited out
+
+
+def test_retry_after_honoured_by_the_sdk_one_item_paid_once(endpoint):
+    """429 with Retry-After, then 200: the SDK waits what the server asked, the item is paid and cached once."""
+    wait = 1.2  # above the SDK's own first backoff (at most 0.5 s): only Retry-After explains the pause
+    with LLMTestServer(retry_after_s=wait) as server:
+        server.faults["q 0"] = ["429"]
+        client = build_client(dict(endpoint, base_url=server.base_url), stage="test")
+        start = time.monotonic()
+        (result,) = client.run(_requests(1))
+        elapsed = time.monotonic() - start
+        assert server.counts["q 0"] == 2
+        again = build_client(dict(endpoint, base_url=server.base_url), stage="test").run(_requests(1))
+        assert server.counts["q 0"] == 2 and again[0].cached  # the answer is cached: never asked a third time
+    assert result.ok and result.text == "echo: q 0" and result.attempts == 2 and not result.cached
+    assert elapsed >= wait
+    usage = client.usage().iloc[0]
+    assert (usage.sent, usage.attempts, usage.failed) == (1, 2, 0)
+    # paid once: the tokens of the one 200 reply, not of the refused attempt
+    assert (usage.prompt_tokens, usage.completion_tokens) == (2, 3)
+    assert usage.cost_usd == pytest.approx(2 / 1000 * 1.0 + 3 / 1000 * 2.0)
+
+
+def test_malformed_bodies_share_the_retry_budget_with_the_sdk(llm_server, endpoint):
+    """A re-ask after a broken 200 body and the SDK's retries draw on one max_retries: never more sends."""
+    llm_server.faults["q 0"] = ["malformed", "500", "500", "500"]
+    llm_server.faults["q 1"] = ["malformed", "no_choices", "malformed"]
+    (first, second) = build_client(dict(endpoint, max_retries=2), stage="test").run(_requests(2))
+    assert not first.ok and first.attempts == 3 and "HTTP 500" in first.error
+    assert not second.ok and second.attempts == 3 and "malformed response" in second.error
+    assert llm_server.counts["q 0"] == llm_server.counts["q 1"] == 3  # max_retries + 1
+
+
+def test_removed_backoff_keys_fail_at_start_up_with_the_reason():
+    for key in ("backoff_base_s", "backoff_max_s"):
+        with pytest.raises(ValueError, match=f"{key} no longer exists: the openai SDK's own backoff"):
+            LLMEndpointConfig.model_validate({"backend": "openai", "model": "m", key: 1.0})
 
 
 def test_exhausted_retries_is_a_failed_result_not_cached_and_retried_next_run(llm_server, endpoint):
@@ -234,8 +272,11 @@ def test_a_bug_in_the_backend_aborts_the_stage_and_finished_items_stay_cached(ll
     assert llm_server.counts["q 0"] == llm_server.counts["q 1"] == llm_server.counts["q 2"] == 0
 
 
-def test_transport_errors_that_escape_the_backend_are_retried_per_item(tmp_path):
-    """httpx transport errors, timeouts and openai.APIError stay per-item (retried), never an abort."""
+def test_transport_errors_that_escape_the_backend_are_per_item_failures(tmp_path):
+    """httpx transport errors, timeouts and openai.APIError stay one item's failure, never an abort.
+
+    The SDK has already retried what reaches this far, so the client sends it no more.
+    """
     import httpx
     import openai
 
@@ -243,25 +284,26 @@ def test_transport_errors_that_escape_the_backend_are_retried_per_item(tmp_path)
     from polyglot_kedro.llm.client import LLMClient
 
     raised = {
-        "a": [httpx.ConnectError("refused")],
-        "b": [TimeoutError("read timed out")],
-        "c": [openai.APIError("gateway", request=httpx.Request("POST", "http://x"), body=None)] * 10,
+        "a": httpx.ConnectError("refused"),
+        "b": TimeoutError("read timed out"),
+        "c": openai.APIError("gateway", request=httpx.Request("POST", "http://x"), body=None),
     }
+    calls = []
 
     class Flaky:
         def complete(self, messages, *, seed):
-            plan = raised.get(messages[-1]["content"])
-            if plan:
-                raise plan.pop(0)
+            calls.append(messages[-1]["content"])
+            if messages[-1]["content"] in raised:
+                raise raised[messages[-1]["content"]]
             return Completion(messages[-1]["content"], 1, 1, "m")
 
-    cfg = LLMEndpointConfig(backend="openai", model="m", max_retries=2, backoff_base_s=0, cache_dir=str(tmp_path))
+    cfg = LLMEndpointConfig(backend="openai", model="m", max_retries=2, cache_dir=str(tmp_path))
     results = LLMClient(cfg, Flaky(), stage="t").run(
         [ChatRequest(k, [{"role": "user", "content": k}]) for k in ("a", "b", "c", "d")]
     )
-    assert [r.ok for r in results] == [True, True, False, True]
-    assert [r.attempts for r in results] == [2, 2, 3, 1]
-    assert "APIError" in results[2].error
+    assert [r.ok for r in results] == [False, False, False, True]
+    assert [r.attempts for r in results] == [1, 1, 1, 1] and sorted(calls) == ["a", "b", "c", "d"]
+    assert "ConnectError" in results[0].error and "TimeoutError" in results[1].error and "APIError" in results[2].error
 
 
 class EngineDeadError(Exception):

@@ -1,10 +1,13 @@
 """Backends behind ``LLMClient``: an OpenAI-compatible endpoint, or a local model in-process.
 
-A backend makes exactly one attempt per call and classifies what went wrong:
-``RetryableError`` (rate limits, 5xx, timeouts, connection drops, malformed
-bodies; may carry the server's ``Retry-After``) or ``FatalError`` (4xx such as
-a bad key or an unknown model: retrying would only cost time). Retrying,
-caching and accounting live in the client.
+A backend answers one request per call, retries included, and reports how
+many sends it took (``Completion.attempts`` / ``BackendError.attempts``).
+For an OpenAI-compatible endpoint the openai SDK does the retrying: 408, 409,
+429, 5xx, timeouts and connection errors, with exponential backoff and jitter,
+honouring ``Retry-After``. What the SDK counts as success but is no answer --
+a 200 whose body is not JSON or has no choices -- is re-asked here, within the
+same budget (see ``OpenAIBackend.complete``). A ``BackendError`` is that
+item's final failure; caching and accounting live in the client.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from polyglot_kedro.prompting import STOP_STRINGS, Turn, cut_at_stop, guanaco_prompt
@@ -22,20 +25,23 @@ logger = logging.getLogger(__name__)
 
 
 class BackendError(Exception):
-    """One failed attempt; ``message`` is already free of secrets."""
+    """One item's final failure; ``message`` is already free of secrets.
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    ``attempts``: the requests sent for it (the SDK's retries included).
+    """
+
+    def __init__(self, message: str, attempts: int = 1):
         super().__init__(message)
         self.message = message
-        self.retry_after = retry_after
-
-
-class RetryableError(BackendError):
-    """Worth another attempt (after ``retry_after`` seconds when the server said so)."""
+        self.attempts = attempts
 
 
 class FatalError(BackendError):
-    """Not worth retrying (client errors: auth, bad request, unknown model, prompt too long)."""
+    """Not retried by the client: the SDK's last word, a client error, an in-process failure."""
+
+
+class MalformedResponseError(BackendError):
+    """A 200 whose body is no chat completion (not JSON, no choices, no text): the SDK does not retry it."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Completion:
     # The completion budget the item got when the in-process overflow policy
     # "reduce" lowered it (None: the configured max_tokens).
     max_tokens: int | None = None
+    # Requests sent for this answer (the SDK's retries and re-asks included).
+    attempts: int = 1
 
 
 #: In-process backends: what a prompt that leaves less than ``max_tokens`` of
@@ -60,27 +68,19 @@ ContextOverflow = Literal["fail", "reduce"]
 ResultCallback = Callable[[int, "Completion | BackendError"], None]
 
 
-def _retry_after(headers: Any) -> float | None:
-    """Seconds from ``retry-after-ms`` / ``retry-after`` (numeric form), if present."""
-    if headers is None:
-        return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / divisor
-        except ValueError:
-            continue
-        if seconds >= 0:
-            return seconds
-    return None
-
-
 class OpenAIBackend:
-    """One chat completion per call through the ``openai`` SDK (its own retries off)."""
+    """One chat completion per call through the ``openai`` SDK, which does the retrying."""
 
-    def __init__(self, *, model: str, base_url: str | None, api_key: str, timeout_s: float, sampling: dict[str, Any]):
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None,
+        api_key: str,
+        timeout_s: float,
+        max_retries: int,
+        sampling: dict[str, Any],
+    ):
         """Create the SDK client.
 
         Args:
@@ -88,26 +88,22 @@ class OpenAIBackend:
             base_url: None for OpenAI, else e.g. ``http://127.0.0.1:8000/v1``.
             api_key: the secret (kept only inside the SDK client).
             timeout_s: per-request timeout.
+            max_retries: re-sends per item at most (the SDK's retries and
+                re-asks after a malformed body together).
             sampling: temperature, top_p, seed, max_tokens, json_mode.
         """
         import openai
 
         self._openai = openai
         self.model = model
+        self.max_retries = max_retries
         self._sampling = dict(sampling)
-        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s)
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s)
 
     def __repr__(self) -> str:  # never show the SDK client (it holds the key)
         return f"OpenAIBackend(model={self.model!r})"
 
-    def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
-        """Send one request.
-
-        Raises:
-            RetryableError: 429, 408/409, 5xx, timeout, connection error, malformed body.
-            FatalError: other 4xx.
-        """
-        openai = self._openai
+    def _request(self, messages: list[dict], seed: int | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -126,34 +122,74 @@ class OpenAIBackend:
             }
         elif self._sampling["json_mode"]:
             kwargs["response_format"] = {"type": "json_object"}
-        try:
-            response = self._client.chat.completions.create(**kwargs)
-        except openai.APITimeoutError as exc:
-            raise RetryableError(f"timeout: {type(exc).__name__}") from None
-        except openai.APIConnectionError as exc:
-            raise RetryableError(f"connection error: {type(exc).__name__}") from None
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            detail = f"HTTP {status} ({type(exc).__name__})"
-            if status in (408, 409, 429) or status >= 500:
-                raise RetryableError(detail, retry_after=_retry_after(exc.response.headers)) from None
-            raise FatalError(detail) from None
-        except openai.APIResponseValidationError as exc:
-            raise RetryableError(f"malformed response: {type(exc).__name__}") from None
-        except ValueError as exc:  # body that is not JSON (json.JSONDecodeError is a ValueError)
-            raise RetryableError(f"malformed response: {type(exc).__name__}") from None
-        return _parse_completion(response, self.model)
+        return kwargs
+
+    def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
+        """Send one request; the SDK retries it, a malformed 200 body is re-asked here.
+
+        The SDK retries only on an HTTP status or a transport error; a 200
+        whose body breaks on the way (a proxy under load, a truncated reply)
+        is a success to it. That case alone is re-sent by this loop, sharing
+        the ``max_retries`` budget with the SDK's retries: each call gets
+        what is left, so an item is never sent more than ``max_retries + 1``
+        times. The SDK reports its retries (``retries_taken`` on a response,
+        the ``x-stainless-retry-count`` header of an error's last request),
+        which gives the per-item attempt count the ledger and records keep.
+
+        Raises:
+            FatalError: what the SDK gave up on (status, timeout, connection),
+                or no budget left after malformed bodies.
+        """
+        openai = self._openai
+        kwargs = self._request(messages, seed)
+        sent = 0
+        while True:
+            client = self._client if sent == 0 else self._client.with_options(max_retries=self.max_retries - sent)
+            try:
+                raw = client.chat.completions.with_raw_response.create(**kwargs)
+            except openai.APIStatusError as exc:
+                raise FatalError(f"HTTP {exc.status_code} ({type(exc).__name__})", sent + _retries_taken(exc) + 1) from None
+            except openai.APITimeoutError as exc:  # before its parent APIConnectionError
+                raise FatalError(f"timeout: {type(exc).__name__}", sent + _retries_taken(exc) + 1) from None
+            except openai.APIConnectionError as exc:
+                raise FatalError(f"connection error: {type(exc).__name__}", sent + _retries_taken(exc) + 1) from None
+            sent += raw.retries_taken + 1
+            try:
+                response = raw.parse()
+            except (openai.APIResponseValidationError, ValueError) as exc:  # JSONDecodeError is a ValueError
+                reason = f"malformed response: {type(exc).__name__}"
+            else:
+                try:
+                    return replace(_parse_completion(response, self.model), attempts=sent)
+                except MalformedResponseError as exc:
+                    reason = exc.message
+            if sent > self.max_retries:
+                raise FatalError(reason, attempts=sent)
+            logger.debug("%s (attempt %d): asking again", reason, sent)
+
+
+def _retries_taken(exc: Any) -> int:
+    """The SDK's retry count for the request an ``openai.APIError`` came from (0 if unknown)."""
+    request = getattr(exc, "request", None)
+    try:
+        return int(request.headers.get("x-stainless-retry-count", 0)) if request is not None else 0
+    except (TypeError, ValueError):
+        return 0
 
 
 def _parse_completion(response: Any, model: str) -> Completion:
-    """Check the SDK's (unvalidated) object and pull out text and usage."""
+    """Check the SDK's (unvalidated) object and pull out text and usage.
+
+    Raises:
+        MalformedResponseError: no choices, or a choice without text.
+    """
     choices = getattr(response, "choices", None)
     if not isinstance(choices, list) or not choices:
-        raise RetryableError(f"malformed response: no choices (got {type(response).__name__})")
+        raise MalformedResponseError(f"malformed response: no choices (got {type(response).__name__})")
     message = getattr(choices[0], "message", None)
     text = getattr(message, "content", None)
     if not isinstance(text, str):
-        raise RetryableError("malformed response: choice without text content")
+        raise MalformedResponseError("malformed response: choice without text content")
     usage = getattr(response, "usage", None)
     prompt_tokens = getattr(usage, "prompt_tokens", None)
     completion_tokens = getattr(usage, "completion_tokens", None)

@@ -1,18 +1,22 @@
 """The LLM client shared by translation and judging.
 
 ``build_client(config, stage=...)`` gives an ``LLMClient`` whose ``run`` sends
-a list of chat requests with bounded concurrency, retries with exponential
-backoff and jitter (honouring ``Retry-After``), writes every success to a
+a list of chat requests with bounded concurrency, writes every success to a
 persistent cache the moment it arrives, and returns one ``ChatResult`` per
 request, in order: a request that finally fails is a result with
 ``ok=False`` and the reason, never a silent None.
 ``usage()`` is the stage's token/cost ledger.
 
+Retrying is the openai SDK's (``max_retries``, ``timeout_s``: 408/409/429/5xx,
+timeouts and connection errors, exponential backoff with jitter, Retry-After
+honoured); the backend adds only the re-ask of a malformed 200 body, which the
+SDK takes for a success, and reports each item's attempt count.
+
 Only two kinds of trouble are one item's failure: what the backends classify
-(``BackendError``: HTTP status, timeouts, connection drops, malformed bodies,
-a prompt too long for the context) and transport/API errors that escape a
-backend unclassified (``openai.APIError``, ``httpx.TransportError``,
-``TimeoutError``; see ``per_item_errors``). Anything else -- a TypeError, a
+(``BackendError``: what the SDK gave up on, malformed bodies, a prompt too
+long for the context) and transport/API errors that escape a backend
+unclassified (``openai.APIError``, ``httpx.TransportError``, ``TimeoutError``;
+see ``per_item_errors``). Anything else -- a TypeError, a
 dead vLLM engine, CUDA out of memory -- is a bug or a broken machine: it
 aborts the stage with its traceback (a note names the item), pending requests
 are cancelled, and every answer that arrived before stays in the cache, so the
@@ -26,9 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,10 +44,8 @@ from polyglot_kedro.config import StrictModel
 from polyglot_kedro.llm.backends import (
     BackendError,
     Completion,
-    FatalError,
     InProcessBackend,
     OpenAIBackend,
-    RetryableError,
     VLLMBatchBackend,
 )
 from polyglot_kedro.llm.cache import CachedCompletion, CompletionCache, cache_key
@@ -61,7 +61,7 @@ USAGE_COLUMNS = [
 
 
 def per_item_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that are one item's (retryable) failure when they escape a backend unclassified.
+    """Exceptions that are one item's failure when they escape a backend unclassified.
 
     The transport and API layer only: the openai SDK's ``APIError`` family,
     httpx transport errors (connection, read/write, timeouts) and Python's
@@ -71,6 +71,15 @@ def per_item_errors() -> tuple[type[BaseException], ...]:
     import openai
 
     return (openai.APIError, httpx.TransportError, TimeoutError)
+
+
+#: Keys the endpoint config no longer has, and why (a clear start-up error instead of "extra field").
+REMOVED_KEYS = {
+    "backoff_base_s": "the openai SDK's own backoff is used (0.5 s doubling to 8 s, with jitter; "
+    "a server's Retry-After up to 2 min is honoured); keep max_retries and timeout_s",
+    "backoff_max_s": "the openai SDK's own backoff is used (0.5 s doubling to 8 s, with jitter; "
+    "a server's Retry-After up to 2 min is honoured); keep max_retries and timeout_s",
+}
 
 
 class LLMEndpointConfig(StrictModel):
@@ -97,10 +106,11 @@ class LLMEndpointConfig(StrictModel):
     # structured outputs or xgrammar's transformers logits processor).
     json_schema: dict[str, Any] | None = None
     max_concurrency: int = Field(8, ge=1)
+    # openai backend: re-sends per item at most, by the SDK (408/409/429/5xx,
+    # timeouts, connection errors) or after a malformed 200 body; one budget.
     max_retries: int = Field(5, ge=0)
+    # openai backend: the SDK's per-request timeout.
     timeout_s: float = Field(60, gt=0)
-    backoff_base_s: float = Field(1.0, ge=0)
-    backoff_max_s: float = Field(60, ge=0)
     price_per_1k_prompt_tokens: float = Field(0.0, ge=0)
     price_per_1k_completion_tokens: float = Field(0.0, ge=0)
     cache_dir: str = "data/02_intermediate/llm_cache"
@@ -116,6 +126,18 @@ class LLMEndpointConfig(StrictModel):
             # only when set: endpoints without a schema keep their cache keys
             **({"json_schema": self.json_schema} if self.json_schema else {}),
         }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            gone = [k for k in REMOVED_KEYS if k in data]
+            if gone:
+                raise ValueError(
+                    f"endpoint {data.get('model')!r}: {', '.join(gone)} no longer exist"
+                    f"{'s' if len(gone) == 1 else ''}: {REMOVED_KEYS[gone[0]]}. Remove the key(s)."
+                )
+        return data
 
     @model_validator(mode="after")
     def _schema_needs_support(self) -> "LLMEndpointConfig":
@@ -252,7 +274,7 @@ def resolve_api_key(config: LLMEndpointConfig, credentials: dict | None) -> str:
 
 
 class LLMClient:
-    """Cached, concurrent, retrying chat client for one endpoint and one stage."""
+    """Cached, concurrent chat client for one endpoint and one stage (the backend retries)."""
 
     def __init__(self, config: LLMEndpointConfig, backend: Any, *, stage: str, secret: str | None = None):
         """Use ``build_client``; this wires an already built backend.
@@ -374,13 +396,6 @@ class LLMClient:
         c = self.config
         return prompt_tokens / 1000 * c.price_per_1k_prompt_tokens + completion_tokens / 1000 * c.price_per_1k_completion_tokens
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        c = self.config
-        if retry_after is not None:
-            return min(retry_after, c.backoff_max_s)
-        # full jitter on an exponential envelope: spreads the herd after a 429 burst
-        return random.uniform(0.5, 1.0) * min(c.backoff_max_s, c.backoff_base_s * (2 ** (attempt - 1)))
-
     def _abort_note(self, exc: BaseException, what: str) -> None:
         """Say on the propagating exception which item(s) it hit and that finished answers are kept."""
         note = (f"LLM client ({self.stage}, endpoint model {self.config.model!r}): raised while answering {what}; "
@@ -390,7 +405,7 @@ class LLMClient:
         logger.error("%s: aborting the stage on %s", what, type(exc).__name__)
 
     def _send(self, key: str, request: ChatRequest) -> tuple[Completion | None, str | None, int]:
-        """One request with retries; stores a success in the cache.
+        """One request (the backend retries it); stores a success in the cache.
 
         Raises:
             Exception: anything that is neither a ``BackendError`` nor one of
@@ -398,37 +413,19 @@ class LLMClient:
         """
         c = self.config
         seed = None if c.seed is None else c.seed + request.attempt
-        transient = per_item_errors()
-        attempts = 0
-        error = "not sent"
-        while attempts <= c.max_retries:
-            attempts += 1
-            retry_after = None
-            try:
-                completion = self._backend.complete(request.messages, seed=seed)
-            except FatalError as exc:
-                error = redact(exc.message, self._secret)
-                break
-            except RetryableError as exc:
-                error = redact(exc.message, self._secret)
-                retry_after = exc.retry_after
-            except BackendError as exc:  # pragma: no cover - subclasses above cover all
-                error = redact(exc.message, self._secret)
-                break
-            except transient as exc:  # unclassified transport/API trouble: worth another attempt
-                error = redact(f"{type(exc).__name__}: {exc}", self._secret)
-            except Exception as exc:
-                self._abort_note(exc, f"item {request.key!r}")
-                raise
-            else:
-                self.cache.put(key, CachedCompletion(completion.text, completion.prompt_tokens,
-                                                     completion.completion_tokens, completion.model))  # fmt: skip
-                return completion, None, attempts
-            if attempts > c.max_retries:
-                break
-            wait = self._backoff(attempts, retry_after)
-            logger.debug("%s: %s (attempt %d), retrying in %.2fs", request.key, error, attempts, wait)
-            time.sleep(wait)
+        try:
+            completion = self._backend.complete(request.messages, seed=seed)
+        except BackendError as exc:
+            error, attempts = redact(exc.message, self._secret), exc.attempts
+        except per_item_errors() as exc:  # escaped the backend unclassified; the SDK already retried it
+            error, attempts = redact(f"{type(exc).__name__}: {exc}", self._secret), 1
+        except Exception as exc:
+            self._abort_note(exc, f"item {request.key!r}")
+            raise
+        else:
+            self.cache.put(key, CachedCompletion(completion.text, completion.prompt_tokens,
+                                                 completion.completion_tokens, completion.model))  # fmt: skip
+            return completion, None, completion.attempts
         logger.warning("%s: failed after %d attempt(s): %s", request.key, attempts, error)
         return None, f"{error} (after {attempts} attempt(s))", attempts
 
@@ -520,7 +517,12 @@ def build_client(
         return client
     key = resolve_api_key(config, credentials)
     backend = OpenAIBackend(
-        model=config.model, base_url=config.base_url, api_key=key, timeout_s=config.timeout_s, sampling=config.sampling()
+        model=config.model,
+        base_url=config.base_url,
+        api_key=key,
+        timeout_s=config.timeout_s,
+        max_retries=config.max_retries,
+        sampling=config.sampling(),
     )
     return LLMClient(config, backend, stage=stage, secret=key)
 

@@ -80,8 +80,6 @@ def llm_endpoints(judge_server, tmp_path):
         "max_concurrency": 2,
         "max_retries": 0,
         "timeout_s": 5,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.05,
         "cache_dir": str(tmp_path / "llm_cache"),
     }
     return {"judge": {**common, "model": "judge-model"}, "translator": {**common, "model": "mt-model"}}

@@ -48,7 +48,7 @@ def llm_endpoints(translator_server, tmp_path):
     return {
         "translator": {
             "backend": "openai", "model": "gpt-test", "base_url": translator_server.base_url,
-            "max_concurrency": 4, "backoff_base_s": 0.01, "backoff_max_s": 0.1,
+            "max_concurrency": 4,
             "cache_dir": str(tmp_path / "llm_cache"),
         }
     }  # fmt: skip
