@@ -21,17 +21,21 @@ ON = {"chat": {"judge_noise": {"enabled": True, "n_items": 2, "second": {"seed":
 A, B = "openai:judge [seed 42, temperature 0.0]", "openai:judge [seed 43, temperature 0.0]"
 
 # (mix, lang, first raw score, second raw score, response chars); NaN = an invalid verdict
+# (the last two: Mono of a second model, whose rows carry the same mix label)
 PAIRS = [
     ("mono", "en", 4, 4, 120), ("mono", "en", 5, 3, 300), ("mono", "en", 2, 2, 40), ("mono", "en", 6, 5, 410),
     ("mono", "de", 3, np.nan, 90), ("mono", "de", 1, 2, 30), ("mono", "de", 4, 4, 200),
     ("multi2", "en", 3, 3, 80), ("multi2", "en", np.nan, 4, 150), ("multi2", "en", 5, 6, 260),
+    ("mono", "en", 1, 6, 500), ("mono", "en", 2, 1, 20),
 ]
+SMALL = "tiny_llama_small"
 
 
 def _noise_frame(rows) -> pd.DataFrame:
     out = []
     for n, (mix, lang, a, b, chars) in enumerate(rows):
-        out.append({**{c: None for c in JUDGE_NOISE_COLUMNS}, "model": "tiny_llama", "mix": mix, "task": "chat",
+        model = SMALL if n >= 10 else "tiny_llama"
+        out.append({**{c: None for c in JUDGE_NOISE_COLUMNS}, "model": model, "mix": mix, "task": "chat",
                     "lang": lang, "prompt_setting": "native", "seed": n % 2, "item_id": f"i{n}", "judge": B,
                     "raw_score": float(b), "score": float(b), "valid": not np.isnan(b), "first_judge": A,
                     "first_raw_score": float(a), "first_score": float(a), "first_valid": not np.isnan(a),
@@ -42,17 +46,21 @@ def _noise_frame(rows) -> pd.DataFrame:
 @pytest.fixture
 def noise() -> dict[str, pd.DataFrame]:
     frame = _noise_frame(PAIRS)
-    return {mix: frame[frame["mix"] == mix].reset_index(drop=True) for mix in ("mono", "multi2")}
+    parts = {"mono": frame.iloc[:7], "multi2": frame.iloc[7:10], "mono_s": frame.iloc[10:]}
+    return {name: part.reset_index(drop=True) for name, part in parts.items()}
 
 
 def test_table_equals_the_stats_helpers_on_every_group(noise):
     table = judge_noise_table(ON, **noise)
     assert list(table.columns) == COLUMNS
-    assert table[["mix", "lang"]].values.tolist() == [["mono", "de"], ["mono", "en"], ["multi2", "en"], ["all", "all"]]
+    assert table[["model", "mix", "lang"]].values.tolist() == [
+        ["tiny_llama", "mono", "de"], ["tiny_llama", "mono", "en"], ["tiny_llama", "multi2", "en"],
+        [SMALL, "mono", "en"], ["all", "all", "all"]]
     assert set(table["judge_a"]) == {A} and set(table["judge_b"]) == {B}
-    groups = {("mono", "de"): PAIRS[4:7], ("mono", "en"): PAIRS[0:4], ("multi2", "en"): PAIRS[7:], ("all", "all"): PAIRS}
+    groups = {("tiny_llama", "mono", "de"): PAIRS[4:7], ("tiny_llama", "mono", "en"): PAIRS[0:4],
+              ("tiny_llama", "multi2", "en"): PAIRS[7:10], (SMALL, "mono", "en"): PAIRS[10:], ("all", "all", "all"): PAIRS}
     for row in table.to_dict("records"):
-        rows = groups[(row["mix"], row["lang"])]
+        rows = groups[(row["model"], row["mix"], row["lang"])]
         a, b, chars = (np.array([r[i] for r in rows], float) for i in (2, 3, 4))
         agree, rho = stats.judge_agreement(a, b), stats.length_correlation(a, chars)
         ok = np.isfinite(a) & np.isfinite(b)
@@ -63,12 +71,12 @@ def test_table_equals_the_stats_helpers_on_every_group(noise):
         assert row["length_rho"] == pytest.approx(rho.rho, nan_ok=True)
         assert row["length_p"] == pytest.approx(rho.p_value, nan_ok=True)
     # one group by hand: mono/en pairs (4,4) (5,3) (2,2) (6,5): 2 of 4 equal, 3 of 4 within one point
-    en = table[(table["mix"] == "mono") & (table["lang"] == "en")].iloc[0]
+    en = table[(table["model"] == "tiny_llama") & (table["mix"] == "mono") & (table["lang"] == "en")].iloc[0]
     assert (en["n_pairs"], en["exact"], en["within_1"]) == (4, 0.5, 0.75)
     # scores 4 5 2 6 against lengths 120 300 40 410: the same order, rho 1
     assert en["length_rho"] == pytest.approx(1.0)
     overall = table[table["mix"] == "all"].iloc[0]
-    assert (overall["n_rejudged"], overall["n_pairs"]) == (10, 8)  # two invalid verdicts, one from each judge
+    assert (overall["n_rejudged"], overall["n_pairs"]) == (12, 10)  # two invalid verdicts, one from each judge
 
 
 def test_option_off_reports_not_measured(noise, aggregates, scores, mixes, reporting_params, run_info, dose):
@@ -112,11 +120,12 @@ def test_missing_column_names_the_dataset(noise):
 
 
 def test_pipeline_report_shows_the_table(run_report, noise):
-    out = run_report(judging=ON, judge_noise={**noise, "multi3": _noise_frame([])})
+    # multi3's slot holds the second model's Mono rows (labelled mono), as a labelled mix's would
+    out = run_report(judging=ON, judge_noise={"mono": noise["mono"], "multi2": noise["multi2"], "multi3": noise["mono_s"]})
     html = (out / "report.html").read_text()
     assert TITLE in html and OFF_NOTE not in html
     on_disk = pd.read_csv(out / "judge_noise.csv")
     pd.testing.assert_frame_equal(on_disk, pd.read_csv(out / "bundle" / "judge_noise.csv"))
-    assert on_disk.iloc[-1]["n_pairs"] == 8
+    assert on_disk.iloc[-1]["n_pairs"] == 10
     off = run_report()
     assert OFF_NOTE in (off / "report.html").read_text()

@@ -2,8 +2,8 @@
 
 ``judging.chat.judge_noise`` judges a subset of every mix's judged responses a
 second time (another seed, temperature or judge model; ``{mix}.judge_noise``).
-This module turns those pairs into one table per (judge pair, mix, language)
-plus one overall row per judge pair: exact and within-one-point agreement of
+This module turns those pairs into one table per (judge pair, model, mix,
+language) plus one overall row per judge pair: exact and within-one-point agreement of
 the two judges' raw 1-6 scores (``stats.judge_agreement``; the verdicts before
 the language rule forces a mismatched response to 1, so the rule's agreement
 is not counted as the judge's), the sd of their difference, and Spearman's rho
@@ -21,28 +21,28 @@ from polyglot_kedro.contracts import JUDGE_NOISE_COLUMNS, require_columns
 
 #: The unit of ``length_rho``'s length (``{mix}.judge_noise.response_chars``).
 LENGTH_UNIT = "characters"
-#: ``mix`` / ``lang`` of the rows that pool every mix and language of a judge pair.
+#: ``model`` / ``mix`` / ``lang`` of the rows that pool every model, mix and language of a judge pair.
 ALL = "all"
-COLUMNS = ["judge_a", "judge_b", "mix", "lang", "n_rejudged", "n_pairs", "exact", "within_1", "sd_diff",
+COLUMNS = ["judge_a", "judge_b", "model", "mix", "lang", "n_rejudged", "n_pairs", "exact", "within_1", "sd_diff",
            "length_rho", "length_p", "n_length"]
 TITLE = "Judge noise (a subset judged twice)"
 OFF_NOTE = "judge noise: not measured (option off)"
 
 
-def _row(pair: tuple[str, str], mix: str, lang: str, df: pd.DataFrame) -> dict:
+def _row(pair: tuple[str, str], model: str, mix: str, lang: str, df: pd.DataFrame) -> dict:
     a, b = df["first_raw_score"].to_numpy(float), df["raw_score"].to_numpy(float)
     agree = stats.judge_agreement(a, b)
     ok = np.isfinite(a) & np.isfinite(b)
     diff = a[ok] - b[ok]
     rho = stats.length_correlation(a, df["response_chars"].to_numpy(float))
-    return {"judge_a": pair[0], "judge_b": pair[1], "mix": mix, "lang": lang, "n_rejudged": int(len(df)),
+    return {"judge_a": pair[0], "judge_b": pair[1], "model": model, "mix": mix, "lang": lang, "n_rejudged": int(len(df)),
             "n_pairs": agree.n, "exact": agree.exact, "within_1": agree.within_1,
             "sd_diff": float(np.std(diff, ddof=1)) if diff.size >= 2 else float("nan"),
             "length_rho": rho.rho, "length_p": rho.p_value, "n_length": rho.n}
 
 
 def judge_noise_table(judging: dict, **noise: pd.DataFrame) -> pd.DataFrame:
-    """Judge-judge agreement and length correlation per (judge pair, mix, language), and overall.
+    """Judge-judge agreement and length correlation per (judge pair, model, mix, language), and overall.
 
     Args:
         judging: ``params:judging`` (whether the option is on).
@@ -55,8 +55,9 @@ def judge_noise_table(judging: dict, **noise: pd.DataFrame) -> pd.DataFrame:
         ``sd_diff`` the sd of ``first - second``, ``length_rho`` / ``length_p`` /
         ``n_length`` Spearman's rho of the first judge's score with the
         response length in characters (NaN below 3 pairs). One row per judge
-        pair, mix and language, then one per judge pair with ``mix`` and
-        ``lang`` ``"all"``. No rows when the option is off.
+        pair, model, mix and language (a mix's rows carry its label, so two
+        models' Mono stay apart by ``model``), then one per judge pair with
+        ``model``, ``mix`` and ``lang`` ``"all"``. No rows when the option is off.
 
     Raises:
         ValueError: a frame lacks a judge-noise column (the message names the dataset).
@@ -72,11 +73,12 @@ def judge_noise_table(judging: dict, **noise: pd.DataFrame) -> pd.DataFrame:
         frames.append(df)  # rows keep their own ``mix`` (the mix's label, as in the scores)
     pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGE_NOISE_COLUMNS)
     if pairs.empty:  # on, but nothing was judged: say so with a zero row rather than nothing
-        return pd.DataFrame([_row(("", ""), ALL, ALL, pairs)], columns=COLUMNS)
+        return pd.DataFrame([_row(("", ""), ALL, ALL, ALL, pairs)], columns=COLUMNS)
     rows = []
     for pair, by_pair in pairs.groupby(["first_judge", "judge"], sort=True):
-        rows += [_row(pair, mix, lang, g) for (mix, lang), g in by_pair.groupby(["mix", "lang"], sort=True)]
-        rows.append(_row(pair, ALL, ALL, by_pair))
+        rows += [_row(pair, model, mix, lang, g)
+                 for (model, mix, lang), g in by_pair.groupby(["model", "mix", "lang"], sort=True)]
+        rows.append(_row(pair, ALL, ALL, ALL, by_pair))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -91,7 +93,7 @@ def judge_noise_note(table: pd.DataFrame) -> str:
             "helpfulness over n responses each by about sd_diff/sqrt(n), so a difference below roughly "
             "2*sd_diff/sqrt(n) is one the judge itself could explain. length_rho: Spearman's rho of judge_a's score "
             f"with the response's length in {LENGTH_UNIT} (positive: longer answers score higher); the 'all' rows "
-            "pool mixes and languages, whose character counts differ by script.")
+            "pool models, mixes and languages, whose character counts differ by script.")
 
 
 def judge_noise_section(table: pd.DataFrame | None) -> tuple[str, str, pd.DataFrame]:
