@@ -61,15 +61,28 @@ class ModelSpec(StrictModel):
     tensor_parallel_size: int = Field(1, ge=1)
     device_map: str | None = None
     trust_remote_code: bool = False
-    prompt_template: Literal["guanaco"] = "guanaco"
+    # guanaco: the paper's "### Human: ...### Assistant:" (default); chat_template:
+    # the tokenizer's own template, for inference and training (prompting.PROMPT_FORMATS).
+    prompt_format: Literal["guanaco", "chat_template"] = "guanaco"
     max_model_len: int = Field(2048, ge=64)
     notes: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_prompt_template(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "prompt_template" in data:
+            raise ValueError(f"model {data.get('name')!r}: prompt_template is now prompt_format "
+                             "(guanaco or chat_template)")  # fmt: skip
+        return data
 
     @model_validator(mode="after")
     def _source_fields(self) -> "ModelSpec":
         need = {"hub": "hub_id", "local": "local_path", "gguf_wheel": "gguf_file", "tiny": "tiny"}[self.source]
         if getattr(self, need) in (None, ""):
             raise ValueError(f"model {self.name!r}: source {self.source!r} needs field {need!r}")
+        if self.source == "tiny" and self.prompt_format == "chat_template":
+            raise ValueError(f"model {self.name!r}: prompt_format chat_template, but a tiny model's tokenizer "
+                             "has no chat template; use prompt_format: guanaco")  # fmt: skip
         return self
 
 

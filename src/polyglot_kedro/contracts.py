@@ -25,11 +25,12 @@ EVAL_PROMPT_COLUMNS = [*PROMPT_COLUMNS, "template"]
 
 #: ``{mix}.generations`` as the inference stage writes it (``prompt_truncated``:
 #: the prompt was cut from the left to leave ``max_new_tokens``; ``n_prompt_tokens``
-#: counts what the model saw).
+#: counts what the model saw; ``prompt_format``: ``guanaco`` or ``chat_template``,
+#: how ``prompt`` was rendered, from the model's registry entry).
 GENERATION_COLUMNS = [
     *ITEM_KEYS, "prompt", "output",
     "finish_reason", "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds",
-    "n_prompt_tokens", "prompt_truncated", *ITEM_FIELDS,
+    "n_prompt_tokens", "prompt_truncated", "prompt_format", *ITEM_FIELDS,
 ]  # fmt: skip
 #: What judging and task scoring read from ``{mix}.generations`` (``options``
 #: is carried for readers of the table; no scorer needs it).
@@ -63,11 +64,12 @@ JUDGE_NOISE_COLUMNS = [
     *JUDGMENT_COLUMNS, "first_judge", "first_raw_score", "first_score", "first_valid", "response_chars",
 ]  # fmt: skip
 
-#: ``{mix}.scores``: one row per (item, seed, metric), tidy.
+#: ``{mix}.scores``: one row per (item, seed, metric), tidy (``prompt_format``: from the
+#: row's generation; ``none`` for XNLI, scored by log-likelihood on lm-eval's own prompts).
 SCORE_COLUMNS = [
     *ITEM_KEYS, "metric", "score", "valid", "invalid_reason",
     "raw_score", "prompt_lang", "response_lang", "lang_match", "judge", "judge_mode", "judge_raw",
-    "em", "f1", "pred", "gold", "engine", "prompt_truncated",
+    "em", "f1", "pred", "gold", "engine", "prompt_truncated", "prompt_format",
 ]  # fmt: skip
 #: What reporting reads from ``{mix}.scores``.
 SCORE_REQUIRED = [*ITEM_KEYS, "metric", "score", "valid", "invalid_reason"]

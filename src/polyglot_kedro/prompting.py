@@ -131,3 +131,103 @@ def guanaco_prompt(instruction: str, history: list[Turn] | None = None) -> str:
 def plain_text(turns: list[Turn]) -> str:
     """Turn contents joined on one line, markers removed (input for fastText LID)."""
     return " ".join(" ".join(t.content.split()) for t in turns)
+
+
+# --------------------------------------------------------------------------- prompt formats
+
+#: How a model is prompted and trained (``ModelSpec.prompt_format``): ``guanaco``
+#: (the paper's ``### Human: ...### Assistant:``, the default) or
+#: ``chat_template`` (the tokenizer's own chat template, for current chat models).
+PROMPT_FORMATS = ("guanaco", "chat_template")
+
+
+def turns_to_messages(turns: list[Turn]) -> list[dict[str, str]]:
+    """Guanaco turns as chat messages (``human`` -> ``user``)."""
+    return [{"role": "user" if t.role == "human" else "assistant", "content": t.content} for t in turns]
+
+
+def guanaco_to_messages(prompt: str) -> tuple[list[dict[str, str]], str]:
+    """An inference prompt in the paper's format as chat messages and the reply's forced start.
+
+    The eval prompt table is written once in the Guanaco format (shared by
+    every mix); a model prompted with its chat template gets the same turns.
+    XQuAD and X-CSQA templates open the Assistant turn with an answer prefix
+    (``Answer:``); that prefix is returned apart, to follow the generation
+    prompt, so the model is forced into it under either format.
+
+    Args:
+        prompt: ``### Human: ...### Assistant:`` (with history, optionally an answer prefix).
+
+    Returns:
+        ``(messages ending with a user message, answer prefix or "")``.
+
+    Raises:
+        GuanacoParseError: no role marker, text before it, roles that do not
+            alternate, or no Assistant marker at the end.
+    """
+    matches = list(ROLE_MARKER.finditer(prompt or ""))
+    if not matches or matches[-1].group(1) != "Assistant":
+        raise GuanacoParseError("an inference prompt must end with '### Assistant:' (optionally an answer prefix)")
+    last = matches[-1]
+    prefix = prompt[last.end() :].lstrip()
+    turns = parse_guanaco(prompt[: last.start()] + f"{ASSISTANT} x", allow_trailing_human=False)[:-1]
+    return turns_to_messages(turns), prefix
+
+
+def _drop_bos_the_tokenizer_adds(tokenizer, text: str) -> str:
+    # Chat templates write the BOS token (Llama 3's <|begin_of_text|>) and the
+    # engines tokenize with add_special_tokens=True, which adds it again when
+    # the tokenizer does so by default: drop it from the text in that case only.
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos):
+        ids = tokenizer("", add_special_tokens=True)["input_ids"]
+        if ids[:1] == [tokenizer.bos_token_id]:
+            return text[len(bos) :]
+    return text
+
+
+def chat_template_prompt(tokenizer, prompt: str) -> str:
+    """``prompt`` (Guanaco format) rendered by the tokenizer's own chat template, ready to generate.
+
+    ``apply_chat_template(messages, add_generation_prompt=True)`` plus the
+    answer prefix; tokenized with ``add_special_tokens=True`` (as the engines
+    do) it gives the ids ``apply_chat_template(..., tokenize=True)`` gives.
+
+    Raises:
+        GuanacoParseError: ``prompt`` is not an inference prompt (see :func:`guanaco_to_messages`).
+        ValueError: the tokenizer has no chat template.
+    """
+    messages, prefix = guanaco_to_messages(prompt)
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return _drop_bos_the_tokenizer_adds(tokenizer, text) + prefix
+
+
+def render_prompts(prompts: list[str], prompt_format: str, tokenizer=None) -> list[str]:
+    """The inference prompts as the model is prompted: unchanged (``guanaco``) or by its chat template.
+
+    Raises:
+        ValueError: an unknown ``prompt_format``, or ``chat_template`` without a tokenizer.
+    """
+    if prompt_format == "guanaco":
+        return list(prompts)
+    if prompt_format != "chat_template":
+        raise ValueError(f"unknown prompt_format {prompt_format!r}; valid: {list(PROMPT_FORMATS)}")
+    if tokenizer is None:
+        raise ValueError("prompt_format chat_template needs the model's tokenizer")
+    return [chat_template_prompt(tokenizer, p) for p in prompts]
+
+
+def check_prompt_format(tokenizer, prompt_format: str, model: str) -> None:
+    """Fail early when ``model`` cannot be prompted as its registry entry says.
+
+    Raises:
+        ValueError: an unknown ``prompt_format``, or ``chat_template`` for a
+            tokenizer without one (the message names the model).
+    """
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"model {model!r}: unknown prompt_format {prompt_format!r}; valid: {list(PROMPT_FORMATS)}")
+    if prompt_format == "chat_template" and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            f"model {model!r}: prompt_format chat_template, but its tokenizer has no chat template "
+            "(tokenizer_config.json / chat_template.jinja); use prompt_format: guanaco or a chat model's tokenizer"
+        )

@@ -21,7 +21,7 @@ from polyglot_kedro.pipelines.inference.nodes import build_eval_prompts, generat
 CONTRACT = [
     "model", "mix", "task", "lang", "prompt_setting", "seed", "item_id", "prompt", "output", "finish_reason",
     "engine", "batch_size", "sampling", "n_output_tokens", "gen_seconds", "n_prompt_tokens", "prompt_truncated",
-    "question", "options", "reference",
+    "prompt_format", "question", "options", "reference",
 ]  # fmt: skip
 
 

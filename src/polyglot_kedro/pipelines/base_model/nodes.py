@@ -10,6 +10,7 @@ import pandas as pd
 from polyglot_kedro import modeling
 from polyglot_kedro.config import StrictModel, resolve_model
 from polyglot_kedro.contracts import require_columns
+from polyglot_kedro.prompting import check_prompt_format
 
 
 class ModelPreparationParams(StrictModel):
@@ -41,6 +42,10 @@ def prepare_base_model(
 
     Returns:
         The prepared folder, saved by the ``base_model`` dataset.
+
+    Raises:
+        ValueError: the entry's ``prompt_format`` is ``chat_template`` but the
+            prepared tokenizer has no chat template (the message names the model).
     """
     params = ModelPreparationParams.model_validate(model_preparation)
     spec = resolve_model(models, model)
@@ -48,4 +53,7 @@ def prepare_base_model(
     require_columns(chat_prompts_raw, ["instruction"], "chat_prompts_raw")
     corpus = [*guanaco_raw["text"].dropna().astype(str), *chat_prompts_raw["instruction"].dropna().astype(str)]
     out = Path(params.work_dir) / spec.name
-    return str(modeling.prepare_base_model(spec, corpus, out))
+    folder = modeling.prepare_base_model(spec, corpus, out)
+    # before any training: a chat_template entry whose tokenizer has none fails here, naming the model
+    check_prompt_format(modeling.load_tokenizer(folder), spec.prompt_format, spec.name)
+    return str(folder)

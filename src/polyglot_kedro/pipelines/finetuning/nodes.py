@@ -36,8 +36,10 @@ from polyglot_kedro.pipelines.finetuning.params import (
 from polyglot_kedro.prompting import (
     ASSISTANT,
     GuanacoParseError,
+    check_prompt_format,
     format_guanaco,
     parse_guanaco,
+    turns_to_messages,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ def training_rows(
     train_mix: pd.DataFrame,
     loss_on: Literal["all", "assistant"],
     text_format: Literal["rendered", "raw_guanaco"] = "rendered",
-) -> list[dict[str, str]]:
+    prompt_format: Literal["guanaco", "chat_template"] = "guanaco",
+) -> list[dict[str, Any]]:
     """Turn ``train_mix`` rows into TRL dataset rows in the paper's template.
 
     ``raw_guanaco`` (the released code): ``{"text": text}`` with the row's
@@ -67,10 +70,18 @@ def training_rows(
     an unanswered human turn (kept by data mixing, as in real Guanaco) is
     trained on whole with ``all``; with ``assistant`` that last turn is dropped.
 
+    ``prompt_format: chat_template`` (the model's registry entry) gives the
+    same turns as conversational rows, which TRL renders with the tokenizer's
+    own chat template -- the template inference prompts with:
+    ``{"messages": [...]}`` (``all``) or ``{"prompt": [...], "completion":
+    [last assistant message]}`` (``assistant``; the prompt gets the
+    template's generation prompt and is masked).
+
     Args:
         train_mix: columns ``id``, ``text`` (Guanaco format).
         loss_on: ``all`` or ``assistant``.
         text_format: ``rendered`` or ``raw_guanaco``.
+        prompt_format: ``guanaco`` or ``chat_template`` (needs ``rendered``).
 
     Returns:
         One dict per row, in order.
@@ -85,6 +96,8 @@ def training_rows(
         raise ValueError(f"train_mix lacks column(s) {sorted(missing)}; has {list(train_mix.columns)}")
     if train_mix.empty:
         raise ValueError("train_mix is empty: nothing to train on")
+    if prompt_format == "chat_template" and text_format != "rendered":
+        raise ValueError("prompt_format chat_template re-renders the turns; it needs finetuning.text_format 'rendered'")
     if text_format == "raw_guanaco":
         if loss_on != "all":
             raise ValueError("text_format raw_guanaco trains on the whole text; it needs loss_on 'all'")
@@ -99,11 +112,16 @@ def training_rows(
         except GuanacoParseError as exc:
             raise ValueError(f"train_mix row id={row_id!r}: not a Guanaco conversation ({exc.reason})") from exc
         if loss_on == "all":
-            rows.append({"text": format_guanaco(turns)})
+            rows.append({"messages": turns_to_messages(turns)} if prompt_format == "chat_template"
+                        else {"text": format_guanaco(turns)})  # fmt: skip
         else:
             if turns[-1].role == "human":
                 turns = turns[:-1]
-            rows.append({"prompt": format_guanaco(turns[:-1]) + ASSISTANT, "completion": " " + turns[-1].content})
+            if prompt_format == "chat_template":
+                messages = turns_to_messages(turns)
+                rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+            else:
+                rows.append({"prompt": format_guanaco(turns[:-1]) + ASSISTANT, "completion": " " + turns[-1].content})
     return rows
 
 
@@ -226,7 +244,7 @@ def build_trainer(
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    rows = training_rows(train_mix, params.loss_on, params.text_format)
+    rows = training_rows(train_mix, params.loss_on, params.text_format, spec.prompt_format)
     ws = world_size()
     accumulation = gradient_accumulation_steps(params.effective_batch_size, params.per_device_batch_size, ws)
     autocast = resolve_autocast(params.precision.autocast)
@@ -280,6 +298,8 @@ def build_trainer(
     weights = spec.dtype if params.precision.weights == "registry" else params.precision.weights
     model = modeling.load_causal_lm(base_model, dtype=weights, device_map=device_map if ws == 1 else None)
     tokenizer = modeling.load_tokenizer(base_model)
+    if spec.prompt_format == "chat_template":  # the model's own template, as inference uses it
+        check_prompt_format(tokenizer, spec.prompt_format, spec.name)
     dataset_rows = rows if params.train_eos else tokenize_without_eos(rows, tokenizer, params.max_length)
     trainer = SFTTrainer(
         model=model,
@@ -366,7 +386,11 @@ def train_lora(
     spec = resolve_model(models, model)
     set_seed(params.seed)  # first: the LoRA init and the data order depend on it
     out = checkpoint_dir(params, spec.name, mix_name)
-    rows = training_rows(train_mix, params.loss_on, params.text_format)
+    if spec.prompt_format == "chat_template" and not params.train_eos:
+        raise ValueError(f"model {spec.name!r}: prompt_format chat_template needs finetuning.train_eos: true "
+                         "(the template's end-of-turn token is how the model learns to stop; train_eos: false "
+                         "reproduces the paper's Guanaco training)")  # fmt: skip
+    rows = training_rows(train_mix, params.loss_on, params.text_format, spec.prompt_format)
     resume = _prepare_checkpoint_dir(out, _run_fingerprint(spec, params, rows), params.resume)
     trainer, resolved = build_trainer(train_mix, base_model, spec, params, out,
                                       [*callbacks, *tracking.trainer_callbacks()], run_name=mix_name)

@@ -30,7 +30,8 @@ from polyglot_kedro.config import StrictModel, resolve_model
 from polyglot_kedro.contracts import EVAL_PROMPT_COLUMNS, GENERATION_COLUMNS, ITEM_FIELDS, XNLI_LOGLIK_COLUMNS
 from polyglot_kedro.engines import Engine, SamplingSpec, make_engine
 from polyglot_kedro.engines.base import Generation, Job
-from polyglot_kedro.modeling import model_fingerprint
+from polyglot_kedro.modeling import load_tokenizer, model_fingerprint
+from polyglot_kedro.prompting import check_prompt_format, render_prompts
 from polyglot_kedro.tasks import build_chat_prompts, build_xcsqa_prompts, build_xquad_prompts, template_version
 from polyglot_kedro.tasks.xnli import run_xnli_loglik
 
@@ -175,6 +176,9 @@ def _reusable(path: Path, expected: dict, items: pd.DataFrame) -> pd.DataFrame |
     except (OSError, ValueError) as exc:  # a damaged file is regenerated, not trusted
         log.warning("partition %s unreadable (%s); regenerating", path, exc)
         return None
+    if "prompt_format" not in done.columns:
+        # written before chat templates: every prompt was Guanaco (the prompt check below still holds)
+        done = done.assign(prompt_format="guanaco")
     lacking = [c for c in GENERATION_COLUMNS if c not in done.columns and c not in ITEM_FIELDS]
     if lacking:  # written before these outputs were recorded (e.g. prompt_truncated)
         log.info("partition %s lacks %s; regenerating", path, ", ".join(lacking))
@@ -213,10 +217,23 @@ def generate_outputs(
 
     Returns:
         ``contracts.GENERATION_COLUMNS`` rows (docs/ARCHITECTURE.md); the item
-        fields are copied from ``eval_prompts``.
+        fields are copied from ``eval_prompts``. ``prompt`` is what the model
+        saw: the Guanaco prompt, or (registry ``prompt_format: chat_template``)
+        the same turns rendered by the model's own chat template;
+        ``prompt_format`` says which.
+
+    Raises:
+        ValueError: ``chat_template`` and the model's tokenizer has none (names the model).
     """
     p = InferenceParams.model_validate(inference)
     spec = resolve_model(models, model)
+    tokenizer = None
+    if spec.prompt_format == "chat_template":  # the tokenizer the mix was trained with (saved beside it)
+        tokenizer = load_tokenizer(merged_model)
+        check_prompt_format(tokenizer, spec.prompt_format, spec.name)
+    eval_prompts = eval_prompts.assign(
+        prompt=render_prompts(eval_prompts["prompt"].tolist(), spec.prompt_format, tokenizer)
+    )
     mix = mix_name
     # Partitions are keyed by the weights' content: a retrained mix (same
     # name, new weights) regenerates instead of reusing stale outputs.
@@ -246,7 +263,7 @@ def generate_outputs(
                         n_done += 1
                         continue
                     meta = {"key": (t, s_i, g_i), "task": task, "lang": lang, "setting": setting,
-                            "items": items, "path": path}  # fmt: skip
+                            "items": items, "path": path, "prompt_format": spec.prompt_format}  # fmt: skip
                     jobs.append(Job(f"{mix}/{task}/{lang}/{setting}/s{seed}", items["prompt"].tolist(), run.sampling,
                                     batch_size=batch_size, meta=meta))  # fmt: skip
             if not jobs:
@@ -306,7 +323,7 @@ def _partition_rows(job: Job, gens: list[Generation], seed: int, model: str, mix
                 "finish_reason": g.finish_reason, "engine": engine, "batch_size": int(job.batch_size),
                 "sampling": sampling, "n_output_tokens": int(g.n_output_tokens), "gen_seconds": float(g.seconds),
                 "n_prompt_tokens": int(g.n_prompt_tokens), "prompt_truncated": bool(g.prompt_truncated),
-                **{c: getattr(it, c) for c in ITEM_FIELDS},
+                "prompt_format": m["prompt_format"], **{c: getattr(it, c) for c in ITEM_FIELDS},
             }
         )  # fmt: skip
     return pd.DataFrame(rows, columns=GENERATION_COLUMNS)

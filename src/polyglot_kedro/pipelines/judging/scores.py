@@ -58,8 +58,11 @@ def fill_engines(rows: list[dict], generations: pd.DataFrame) -> list[dict]:
     ``fit_prompt``), so the report can count scores of truncated prompts;
     False for rows without a generation (XNLI) or from generations written
     before the column existed.
+    ``prompt_format``: how the generation's prompt was rendered (``guanaco``,
+    ``chat_template``); ``guanaco`` for generations written before the column
+    existed, ``none`` for rows without a generation (XNLI: lm-eval's prompts).
     """
-    cols = [c for c in ("engine", "prompt_truncated") if c in generations.columns]
+    cols = [c for c in ("engine", "prompt_truncated", "prompt_format") if c in generations.columns]
     facts = {tuple(str(v) for v in rec[:len(ITEM_KEYS)]): dict(zip(cols, rec[len(ITEM_KEYS):]))
              for rec in generations[[*ITEM_KEYS, *cols]].itertuples(index=False)} if cols else {}
     for row in rows:
@@ -68,6 +71,7 @@ def fill_engines(rows: list[dict], generations: pd.DataFrame) -> list[dict]:
             row["engine"] = fact.get("engine")
         truncated = fact.get("prompt_truncated", row.get("prompt_truncated"))
         row["prompt_truncated"] = bool(truncated) if truncated is not None and not pd.isna(truncated) else False
+        row["prompt_format"] = fact.get("prompt_format", "guanaco") if fact else row.get("prompt_format", "none")
     return rows
 
 
