@@ -144,6 +144,17 @@ class MixSpec(StrictModel):
     - ``ids_file`` (mono): the mix is exactly the rows whose index in
       ``guanaco_raw`` is listed in this file (one ``"id":N`` or bare ``N`` per
       line, a path or any fsspec URL), e.g. the released Mono list ``ml1_ids``.
+
+    The model dimension of the grid (Fig. 7, model size):
+
+    - ``model``: the registry key (``params:models``) this mix is finetuned
+      and evaluated on; ``null`` is the run's ``params:model``. Each model a
+      mix names gets its own base model (``<model>.base_model``, prepared once).
+    - ``label``: the mix's name in result rows (their ``mix`` column);
+      ``null`` is the mix's own name. The same recipe on two models shares a
+      label (``mono_s: {kind: mono, model: tiny_llama_small, label: mono}``),
+      so tables and figures pair it across models; ``(model, label)`` must be
+      unique (:func:`check_mix_models`).
     """
 
     kind: Literal["mono", "multi", "full", "untuned"]
@@ -152,6 +163,8 @@ class MixSpec(StrictModel):
     exclude: list[str] = Field(default_factory=list)
     filter: Literal["lid", "none"] = "lid"
     ids_file: str | None = None
+    model: str | None = None
+    label: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> "MixSpec":
@@ -213,3 +226,71 @@ def mix_specs(mixes: dict[str, Any]) -> dict[str, MixSpec]:
         except ValueError as exc:
             raise ValueError(f"Invalid spec for mix {name!r} in parameters 'mixes': {exc}") from exc
     return out
+
+
+#: MixSpec fields that say where a mix runs or what it is called, not what data it trains on.
+_PLACEMENT_FIELDS = {"model", "label"}
+
+
+def mix_label(name: str, spec: MixSpec) -> str:
+    """The ``mix`` value of ``name``'s result rows: its ``label``, else its name."""
+    return spec.label or name
+
+
+def mix_models(mixes: dict[str, MixSpec]) -> list[str]:
+    """The registry keys mixes name explicitly (``MixSpec.model``), sorted: one base model namespace each."""
+    return sorted({spec.model for spec in mixes.values() if spec.model})
+
+
+def mixes_by_label(mixes: dict[str, Any]) -> dict[str, MixSpec]:
+    """``params:mixes`` keyed by label (the ``mix`` of result rows), for reporting.
+
+    Mixes that share a label share a recipe (:func:`check_mix_models`), so the
+    label names one spec; ``model`` and ``label`` are cleared in it. Order:
+    first appearance in ``params:mixes``.
+
+    Raises:
+        ValueError: two mixes share a label but not a recipe.
+    """
+    out: dict[str, MixSpec] = {}
+    first: dict[str, str] = {}
+    for name, spec in mix_specs(mixes).items():
+        label = mix_label(name, spec)
+        recipe = spec.model_copy(update=dict.fromkeys(_PLACEMENT_FIELDS))
+        if label in out and out[label] != recipe:
+            raise ValueError(f"mixes {first[label]!r} and {name!r} share the label {label!r} but not their recipe "
+                             f"(kind, n_languages, source, exclude, filter, ids_file): a label names one mix")
+        out.setdefault(label, recipe)
+        first.setdefault(label, name)
+    return out
+
+
+def check_mix_models(mixes: dict[str, MixSpec], models: dict[str, Any], default_model: str | None) -> list[str]:
+    """Problems of the grid's model dimension, one message each (empty: fine).
+
+    Every ``MixSpec.model`` must be a registry key; ``(model, label)`` must be
+    unique, with ``model`` resolved to ``default_model`` (``params:model``)
+    where a mix names none, or two mixes would write the same result rows; and
+    mixes that share a label share a recipe (see :func:`mixes_by_label`).
+
+    Args:
+        mixes: validated specs (:func:`mix_specs`).
+        models: ``params:models``.
+        default_model: ``params:model``.
+    """
+    problems = []
+    seen: dict[tuple[str | None, str], str] = {}
+    for name, spec in mixes.items():
+        if spec.model is not None and spec.model not in (models or {}):
+            problems.append(f"mix {name!r}: Unknown model {spec.model!r}; valid models (params:models): "
+                            f"{sorted(models or {})}")
+        key = (spec.model or default_model, mix_label(name, spec))
+        if key in seen:
+            problems.append(f"mixes {seen[key]!r} and {name!r} both run as mix {key[1]!r} on model {key[0]!r}: "
+                            f"give one of them another label or model")
+        seen.setdefault(key, name)
+    try:
+        mixes_by_label({n: s.model_dump() for n, s in mixes.items()})
+    except ValueError as exc:
+        problems.append(str(exc))
+    return problems

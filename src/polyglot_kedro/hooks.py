@@ -16,22 +16,24 @@ from typing import Any
 from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
-from polyglot_kedro.config import mix_specs, resolve_model
-from polyglot_kedro.pipelines import mix_name_inputs
+from polyglot_kedro.config import mix_models, mix_specs, resolve_model
+from polyglot_kedro.pipelines import mix_name_inputs, mix_namespaces, model_name_inputs
 
 logger = logging.getLogger(__name__)
 
 
 def registry_mixes(pipelines: Any) -> set[str]:
-    """The mixes the pipeline registry was built for: the top-level namespaces of ``__default__``.
+    """The mixes the pipeline registry was built for: the mix namespaces of ``__default__``.
 
-    Every namespace of this project is a mix (``pipelines.per_mix``); the
-    registry is built before the run's parameters exist, from ``grid.load_mixes``.
+    Every namespace of this project is a mix (``pipelines.per_mix``) or, for
+    the nodes tagged ``base_model``, a model a mix names
+    (``pipelines.mix_namespaces``); the registry is built before the run's
+    parameters exist, from ``grid.load_mixes``.
     """
     default = pipelines.get("__default__") if hasattr(pipelines, "get") else None
     if default is None:
         return set()
-    return {n.namespace.split(".", 1)[0] for n in default.nodes if n.namespace}
+    return set(mix_namespaces(default))
 
 
 def check_mix_grid(registry: set[str], mixes: dict[str, Any] | None, env: str | None = None) -> None:
@@ -139,16 +141,19 @@ class LLMCredentialsHook:
 
 
 class MixNameParamsHook:
-    """Puts ``params:<mix>.mix_name`` (the mix's name) into the catalog for every mix of the run.
+    """Puts ``params:<mix>.mix_name`` (the mix's label, else its name) into the catalog for every mix of the
+    run, and ``params:<model>.model`` (the key itself) for every model a mix names.
 
-    ``per_mix`` namespaces the base pipelines' ``params:mix_name`` input; this
-    is where its per-namespace value comes from (no YAML lists the names twice).
+    ``per_mix`` namespaces the base pipelines' ``params:mix_name`` input, and
+    the base-model pipeline of a model namespace reads ``params:<model>.model``;
+    this is where their per-namespace values come from (no YAML lists the
+    names twice).
     """
 
     @hook_impl
     def after_catalog_created(self, catalog, parameters: dict[str, Any]) -> None:
-        mixes = run_parameters(parameters).get("mixes") or {}
-        for name, value in mix_name_inputs(m for m, spec in mixes.items() if spec is not None).items():
+        mixes = mix_specs(run_parameters(parameters).get("mixes") or {})
+        for name, value in {**mix_name_inputs(mixes), **model_name_inputs(mix_models(mixes))}.items():
             catalog[name] = value
 
 

@@ -192,6 +192,12 @@ def validate_parameters(params: dict[str, Any], *, conf_source: str | Path | Non
     if "model" in built and "models" in built and built["model"] not in built["models"]:
         problems.append(f"params:model: Unknown model {built['model']!r} ({_where(conf_source, env, ('model',))}); "
                         f"valid models (params:models): {sorted(built['models'])}")  # fmt: skip
+    if "mixes" in built:
+        from polyglot_kedro.config import check_mix_models, mix_specs
+
+        problems += [f"params:mixes: {msg} ({_where(conf_source, env, ('mixes',))})"
+                     for msg in check_mix_models(mix_specs(params["mixes"]), params.get("models") or {},
+                                                 params.get("model"))]  # fmt: skip
     problems += _endpoint_references(params, built)
     if problems:
         raise ParameterError(

@@ -34,6 +34,7 @@ from kedro.pipeline import Pipeline
 
 from polyglot_kedro.cluster.config import ClusterConfig, JobResources
 from polyglot_kedro.cluster.session import RUN_ID_ENV
+from polyglot_kedro.pipelines import mix_namespaces
 
 PREPARE = "prepare"
 FINAL = "final"
@@ -76,8 +77,8 @@ class Job:
 
 
 def namespaces(pipeline: Pipeline) -> list[str]:
-    """Top-level node namespaces of ``pipeline`` (the mixes), sorted."""
-    return sorted({n.namespace.split(".")[0] for n in pipeline.nodes if n.namespace})
+    """The mixes of ``pipeline``: its top-level node namespaces less the base models', sorted."""
+    return mix_namespaces(pipeline)
 
 
 def _check_stages(cfg: ClusterConfig, pipelines: Mapping[str, Pipeline]) -> None:
@@ -153,8 +154,15 @@ def build_jobs(cfg: ClusterConfig, pipelines: Mapping[str, Pipeline], catalog: A
     for job in jobs:
         if job.mixes and cfg.resources(job.resources_of).launcher == "accelerate":
             job.launch_inputs = {m: {"train_mix": _path_at(catalog, f"{m}.train_mix", run_id),
-                                     "base_model": _path_at(catalog, "base_model", run_id)} for m in job.mixes}  # fmt: skip
+                                     "base_model": _path_at(catalog, _base_model_of(job_pipes[(job.key, m)]), run_id)}
+                                 for m in job.mixes}  # fmt: skip
     return jobs
+
+
+def _base_model_of(pipe: Pipeline) -> str:
+    """The base model a mix's job reads: ``base_model``, or ``<model>.base_model`` for a mix on its own model."""
+    found = sorted(d for d in pipe.inputs() if d == "base_model" or d.endswith(".base_model"))
+    return found[0] if len(found) == 1 else "base_model"
 
 
 def _dataset(catalog: Any, name: str) -> Any:

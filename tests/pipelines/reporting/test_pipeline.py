@@ -113,7 +113,7 @@ def test_pipeline_wiring():
     # each mix's dataset is a named (keyword) input kedro-viz shows; nothing bound behind Kedro's back
     assert not any(isinstance(n.func, functools.partial) for n in pipe.nodes)
     combine = next(n for n in pipe.nodes if n.name == "combine_scores")
-    assert set(combine.inputs) == {"report_paper_results", "base.scores", "mono.scores"}
+    assert set(combine.inputs) == {"report_paper_results", "params:mixes", "base.scores", "mono.scores"}
     assert {"run_info", "params:reporting"} <= pipe.inputs()
     assert "base.training_metrics" not in pipe.inputs() and "mono.training_metrics" in pipe.inputs()
     assert {"base.scores", "mono.scores", "translation_usage"} <= pipe.inputs()

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from polyglot_kedro.config import MixSpec, mix_specs
+from polyglot_kedro.config import MixSpec, mixes_by_label
 
 from . import figures
 from .languages import finetuning_languages
@@ -48,7 +48,7 @@ def draw_figures(aggregates: pd.DataFrame, scores: pd.DataFrame, mixes: dict[str
     """
     p = ReportingParams.model_validate(params)
     hatch, notes = finetuning_languages(mixes, data_mixing, mix_summary, language_distribution)
-    specs = mix_specs(mixes)
+    specs = mixes_by_label(mixes)  # rows carry labels: mono on two models is one bar group of Fig. 7
     present = list(pd.unique(aggregates["mix"])) if len(aggregates) else []
     unknown = [m for m in present if m not in specs]
     if unknown:

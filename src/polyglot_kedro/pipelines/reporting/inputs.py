@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from polyglot_kedro.config import mix_label, mix_specs
 from polyglot_kedro.contracts import ITEM_KEYS, SCORE_REQUIRED, USAGE_NUMERIC, require_columns
 
 #: One scored row: an item under one seed and metric (the key that must be unique).
@@ -34,13 +35,16 @@ def _clean_scores(name: str, df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def combine_scores(*, paper_results: pd.DataFrame | None = None, **scores: pd.DataFrame) -> pd.DataFrame:
+def combine_scores(*, paper_results: pd.DataFrame | None = None, mixes: Mapping[str, Any] | None = None,
+                   **scores: pd.DataFrame) -> pd.DataFrame:
     """Check and concatenate the ``{mix}.scores`` frames of all mixes (and the paper's rows).
 
     Args:
         paper_results: the paper's released results in the scores schema
             (:func:`~.paper_results.import_paper_results`; model ``paper``),
             or None / empty.
+        mixes: ``params:mixes``: a mix's rows carry its label (``MixSpec.label``,
+            default its name) as ``mix``; None: every mix's own name.
         **scores: one tidy scores frame per mix, keyed by the mix name.
 
     Returns:
@@ -52,12 +56,14 @@ def combine_scores(*, paper_results: pd.DataFrame | None = None, **scores: pd.Da
             has a valid row without a score or a duplicated key row; the
             message names the mix (and row).
     """
+    specs = mix_specs(dict(mixes or {}))
     frames = []
     for name, df in scores.items():
         df = _clean_scores(f"{name}.scores", df)
-        other = sorted(set(df["mix"].astype(str)) - {name})
+        label = mix_label(name, specs[name]) if name in specs else name
+        other = sorted(set(df["mix"].astype(str)) - {label})
         if other:
-            raise ValueError(f"dataset '{name}.scores' holds rows of other mixes {other}")
+            raise ValueError(f"dataset '{name}.scores' holds rows of other mixes {other} (its rows' mix is {label!r})")
         frames.append(df)
     if paper_results is not None and len(paper_results):
         frames.append(_clean_scores("paper_results", paper_results))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from polyglot_kedro.config import mix_specs
+from polyglot_kedro.config import mix_label, mix_specs
 
 _LANG_CODE = re.compile(r"^[a-z]{2,3}$")
 _SUMMARY_NON_LANG = {"mix", "rows", "languages", "mean_tokens"}
@@ -37,7 +37,9 @@ def finetuning_languages(mixes: dict[str, Any], data_mixing: Mapping[str, Any],
         language_distribution: data_mixing's language distribution, or None.
 
     Returns:
-        (mix -> set of language codes, notes about mixes whose languages are unknown).
+        (mix -> set of language codes, notes about mixes whose languages are
+        unknown); a mix with a ``label`` is also listed under its label (the
+        ``mix`` of its result rows).
 
     Raises:
         ValueError: ``params:data_mixing`` has no ``mixing.language_order``.
@@ -60,6 +62,7 @@ def finetuning_languages(mixes: dict[str, Any], data_mixing: Mapping[str, Any],
             if not langs:
                 notes.append(f"Languages of mix '{name}' (kind full) not found in mix_summary/language_distribution: "
                              "its bars are not hatched.")
+        out.setdefault(mix_label(name, spec), out[name])
     return out, notes
 
 

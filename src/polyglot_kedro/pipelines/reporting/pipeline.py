@@ -16,7 +16,7 @@ from .render import render_report, render_tables_markdown
 from .statistics import aggregate_scores, compare_mixes, count_invalid
 
 # Keyword names the combining nodes take besides one keyword per mix.
-_RESERVED = {"paper_results", "translation_usage", "guanaco_translation_usage", "judging"}
+_RESERVED = {"paper_results", "mixes", "translation_usage", "guanaco_translation_usage", "judging"}
 
 
 def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation_usage: bool = True,
@@ -59,7 +59,8 @@ def create_pipeline(mixes: dict[str, MixSpec] | None = None, *, with_translation
     return pipeline(
         [
             node(load_paper_results, "params:reporting", "report_paper_results", name="load_paper_results"),
-            node(combine_scores, {"paper_results": "report_paper_results", **{m: f"{m}.scores" for m in names}},
+            node(combine_scores, {"paper_results": "report_paper_results", "mixes": "params:mixes",
+                                  **{m: f"{m}.scores" for m in names}},
                  "report_scores", name="combine_scores"),
             node(summarize_costs, usage, "report_costs", name="summarize_costs"),
             node(collect_training_metrics, {m: f"{m}.training_metrics" for m in trained},

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from polyglot_kedro import stats
-from polyglot_kedro.config import MixSpec, mix_specs
+from polyglot_kedro.config import MixSpec, mixes_by_label
 
 from .params import ReportingParams
 from .statistics import group_interval
@@ -79,7 +79,7 @@ def plateau_table(scores: pd.DataFrame, mixes: dict[str, Any], language_groups: 
         (``multi2 (2): non_inferior; ...``); no rows without a ladder of two rungs.
     """
     p = ReportingParams.model_validate(params)
-    levels, full = ladder(mix_specs(mixes))
+    levels, full = ladder(mixes_by_label(mixes))  # rows carry labels; each model is its own cell
     valid = scores[scores["valid"] & scores["mix"].isin([*levels, *full])]
     rows = []
     if len(levels) + len(full) < 2:
@@ -115,7 +115,7 @@ def dose_response(scores: pd.DataFrame, mixes: dict[str, Any], language_groups: 
         group, mix) of the ladder; ``n_languages`` is NA for a full mix.
     """
     p = ReportingParams.model_validate(params)
-    levels, full = ladder(mix_specs(mixes))
+    levels, full = ladder(mixes_by_label(mixes))
     valid = scores[scores["valid"] & scores["mix"].isin([*levels, *full])]
     rows = []
     for (model, task, setting, metric), cell in valid.groupby(["model", "task", "prompt_setting", "metric"], sort=True):

@@ -197,9 +197,10 @@ def _describe_run(run_info: Mapping[str, Any]) -> str:
 
 
 def _describe_mix(spec: MixSpec) -> str:
-    if spec.kind == "multi":
-        return f"multi, {spec.n_languages} languages, {spec.source}"
-    return spec.kind
+    what = f"multi, {spec.n_languages} languages, {spec.source}" if spec.kind == "multi" else spec.kind
+    where = [f"model {spec.model}"] if spec.model else []
+    where += [f"rows labelled {spec.label}"] if spec.label else []
+    return ", ".join([what, *where])
 
 
 def _describe_source(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from polyglot_kedro.config import MixSpec, mix_specs
+from polyglot_kedro.config import MixSpec, mixes_by_label
 from polyglot_kedro import stats
 
 from .params import ReportingParams
@@ -150,7 +150,7 @@ def compare_mixes(scores: pd.DataFrame, mixes: dict[str, Any], params: dict[str,
             ``params:mixes``.
     """
     p = ReportingParams.model_validate(params)
-    specs = mix_specs(mixes)
+    specs = mixes_by_label(mixes)  # rows carry labels; a label is one recipe on one or more models
     present = list(pd.unique(scores["mix"]))
     if p.comparisons is None:
         pairs = default_comparisons(specs, present)
