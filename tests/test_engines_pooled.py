@@ -35,8 +35,8 @@ def _texts(out) -> list[list[str]]:
 
 def test_pooled_sampling_is_reproducible_across_engines(tiny_dir):
     # Two engine instances (a fresh process's view): same jobs, seed, settings -> same outputs.
-    a = TransformersEngine(tiny_dir, batch_size=4, max_model_len=512)
-    b = TransformersEngine(tiny_dir, batch_size=4, max_model_len=512)
+    a = TransformersEngine(tiny_dir, batch_size=4, max_model_len=512, pool_jobs=True)
+    b = TransformersEngine(tiny_dir, batch_size=4, max_model_len=512, pool_jobs=True)
     first = a.generate_jobs(_jobs(PAPER), seed=42)
     again = a.generate_jobs(_jobs(PAPER), seed=42)
     other_engine = b.generate_jobs(_jobs(PAPER), seed=42)
@@ -46,7 +46,7 @@ def test_pooled_sampling_is_reproducible_across_engines(tiny_dir):
 
 
 def test_pooled_keeps_input_order_and_callbacks(tiny_dir):
-    eng = TransformersEngine(tiny_dir, batch_size=4, max_model_len=512)
+    eng = TransformersEngine(tiny_dir, batch_size=4, max_model_len=512, pool_jobs=True)
     items, jobs_done = [], []
     out = eng.generate_jobs(_jobs(PAPER), seed=0, on_item=lambda j, i, g: items.append((j, i, g)),
                             on_job=lambda j, gens: jobs_done.append((j, list(gens))))  # fmt: skip
@@ -67,13 +67,13 @@ def test_pooled_greedy_equals_job_by_job(tiny_dir):
     # Greedy decoding does not depend on batching (left padding), so pooling must return exactly
     # what job-by-job batching returns, item for item: pooling only regroups the work.
     greedy = SamplingSpec(temperature=0.0, frequency_penalty=0.5, max_new_tokens=10, stop=())
-    pooled = TransformersEngine(tiny_dir, batch_size=3, max_model_len=512)
+    pooled = TransformersEngine(tiny_dir, batch_size=3, max_model_len=512, pool_jobs=True)
     per_job = TransformersEngine(tiny_dir, batch_size=3, max_model_len=512, pool_jobs=False)
     assert _texts(pooled.generate_jobs(_jobs(greedy, 3), 0)) == _texts(per_job.generate_jobs(_jobs(greedy, 3), 0))
 
 
 def test_pooled_runs_reduced_budgets_and_failures_apart(tiny_dir):
-    eng = TransformersEngine(tiny_dir, batch_size=8, max_model_len=24)
+    eng = TransformersEngine(tiny_dir, batch_size=8, max_model_len=24, pool_jobs=True)
     s = SamplingSpec(temperature=0.0, max_new_tokens=8, stop=())
     long = "### Human: " + "word " * 30 + "### Assistant:"
     # a prompt that leaves 1..7 of the 8 tokens of the context: "reduce" runs it with what is left

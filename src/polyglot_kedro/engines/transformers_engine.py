@@ -7,7 +7,7 @@ directly). Results come back in input order. Prompts that leave less than
 ``max_new_tokens`` of ``max_model_len`` follow the job's overflow policy
 (``base.fit_prompt``).
 
-By default (``pool_jobs=True``) :meth:`TransformersEngine.generate_jobs` pools
+With ``pool_jobs=True`` :meth:`TransformersEngine.generate_jobs` pools
 the items of every job of one seed that share sampling settings and batch size
 into one length-sorted queue: a demo seed's 7 languages x 10 prompts become a
 few full batches instead of 7 partial ones, and batches pad less because
@@ -16,8 +16,13 @@ measures it against job-by-job batching). Each batch is seeded with
 ``(seed, batch index)`` counted over the whole call, so the same jobs, seed and
 settings give the same outputs run to run; an item's output does depend on
 which other jobs ran in the same call (as with vLLM's scheduling), and on
-``pool_jobs``. With ``pool_jobs=False`` jobs run one after the other, batch
-indices restarting per job (the engine's behaviour before pooling).
+``pool_jobs``. The price: a job (partition) is done only when its last item
+is, and length sorting spreads each job over the whole queue, so partitions are
+written near the end of the seed and a kill loses more work than job by job
+(tests/faults/test_kill_restart.py expects partitions written one by one).
+Off by default (``pool_jobs=False``: jobs one after the other, batch indices
+restarting per job, as before): on the loaded 2-core machine it was measured on
+it was not faster (benchmarks/bench_demo_generation.py).
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ class TransformersEngine(Engine):
         dtype: str = "auto",
         max_model_len: int = 2048,
         device: str | None = None,
-        pool_jobs: bool = True,
+        pool_jobs: bool = False,
     ):
         super().__init__(model_path, batch_size=batch_size)
         self.pool_jobs = pool_jobs
