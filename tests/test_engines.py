@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from polyglot_kedro.engines import SamplingSpec, make_engine, resolve_engine_kind
+from polyglot_kedro.engines.base import Job
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.engines.tiny_model import build_tiny_llama
 from polyglot_kedro.engines.transformers_engine import TransformersEngine
@@ -125,7 +126,10 @@ def test_vllm_engine_on_cpu(tiny_dir):
 
     eng = VLLMEngine(tiny_dir, batch_size=2, dtype="float32", max_model_len=256, kv_cache_space_gib=1)
     prompts = PROMPTS[:3] + ["x " * 400]  # the last one is cut from the left to fit, and marked
-    gens = eng.generate(prompts, SamplingSpec(max_new_tokens=6), seed=0)
+    sampling = SamplingSpec(max_new_tokens=6)
+    # Both overflow policies in one engine start (each start costs tens of seconds on CPU).
+    jobs = [Job("cut", prompts, sampling), Job("fail", prompts[-1:], sampling, overflow="fail")]
+    gens, (failed,) = eng.generate_jobs(jobs, seed=0)
     assert len(gens) == len(prompts)
     for g in gens:
         assert g.finish_reason in {"stop", "length"}
@@ -134,7 +138,6 @@ def test_vllm_engine_on_cpu(tiny_dir):
     assert [g.prompt_truncated for g in gens] == [False, False, False, True]
     assert gens[-1].n_prompt_tokens == 256 - 6
     # a judge's policy: the same prompt fails with the reason instead of being cut
-    (failed,) = eng.generate(prompts[-1:], SamplingSpec(max_new_tokens=6), seed=0, overflow="fail")
     assert failed.error and "completion tokens" in failed.error and failed.finish_reason == "error"
 
 
