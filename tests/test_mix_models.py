@@ -18,7 +18,7 @@ from polyglot_kedro.config import check_mix_models, mix_models, mix_specs, mixes
 from polyglot_kedro.hooks import MixNameParamsHook, check_mix_grid, registry_mixes
 from polyglot_kedro.param_check import ParameterError, validate_parameters
 from polyglot_kedro.pipelines import base_model as base_model_stage
-from polyglot_kedro.pipelines import finetuning, judging, mix_namespaces, on_mix_models
+from polyglot_kedro.pipelines import finetuning, inference, judging, mix_namespaces, on_mix_models
 from polyglot_kedro.pipelines.reporting.inputs import combine_scores
 from polyglot_kedro.project_config import load_parameters
 
@@ -84,6 +84,16 @@ def test_a_mix_on_its_own_model_trains_on_that_base_model_and_the_judge_stays():
     assert "params:tiny_llama_small.model" in models.inputs()
     # the model namespace is not a mix (registry check, cluster arrays)
     assert mix_namespaces(models + tuned) == ["mono", "mono_s", "multi2"]
+
+
+def test_an_untuned_mix_on_its_own_model_generates_with_that_base_model():
+    specs = mix_specs({"base": {"kind": "untuned"},
+                       "base_s": {"kind": "untuned", "model": "tiny_llama_small", "label": "base"}})
+    infer = on_mix_models(inference.create_pipeline(mixes=specs), specs)
+    nodes = {n.name: n for n in infer.nodes}
+    assert {"tiny_llama_small.base_model", "params:mixes.base_s.model"} <= set(nodes["base_s.generate_outputs"].inputs)
+    assert "base_model" in nodes["base.generate_outputs"].inputs
+    assert "build_eval_prompts" in nodes  # the shared node is kept once
 
 
 def test_the_hook_names_each_namespace_and_the_registry_check_ignores_model_namespaces():
