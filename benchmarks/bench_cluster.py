@@ -14,7 +14,7 @@ tests/conftest.py). Figures:
 The local SLURM is started when absent (root; tests/cluster/local_slurm.py)
 and stopped after if this script started it.
 
-    python benchmarks/bench_cluster.py [--json out.json] [--env ENV] [--keep]
+    python benchmarks/bench_cluster.py [--json out.json] [--env ENV | --mixes MIX ...] [--keep]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 from common import figure, with_figures
@@ -37,6 +36,8 @@ from common import figure, with_figures
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests.cluster import local_slurm  # noqa: E402
+from tests.cluster.conftest import only_mixes  # noqa: E402
+from tests.cluster.grid_logs import task_times  # noqa: E402
 from tests.conftest import copy_project  # noqa: E402
 
 from polyglot_kedro.cluster import slurm  # noqa: E402
@@ -45,28 +46,18 @@ KEDRO = str(Path(sys.executable).with_name("kedro"))
 ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
        "PYTHONUNBUFFERED": "1"}  # fmt: skip
 ENV.pop("POLYGLOT_GRID_RUN_ID", None)
-STAMP = re.compile(r"^\[grid\] (\S+Z) (.*)$", re.M)
-NODES_TIME = re.compile(r"Pipeline execution completed\s+(?:\S+\.py:\d+\s+)?successfully in ([\d.]+) sec")
 
 
-def _ts(s: str) -> float:
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").timestamp()
-
-
-def task_times(log: Path) -> dict:
-    """Start, end (the ``[grid]`` lines of the last attempt) and Kedro's node time of one task's log."""
-    text = log.read_text(errors="replace")
-    stamps = STAMP.findall(text)
-    starts = [_ts(t) for t, what in stamps if what.startswith("job ")]
-    ends = [_ts(t) for t, what in stamps if what == "done"]
-    return {"start": starts[-1] if starts else None, "end": ends[-1] if ends else None,
-            "nodes_s": sum(float(x) for x in NODES_TIME.findall(text))}  # fmt: skip
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
     ap.add_argument("--env", default="local", help="config env of both runs (default: the embedded default)")
+    ap.add_argument("--mixes", nargs="+", help="keep only these mixes of the embedded default (a config env "
+                    "'bench_cluster' written into both copies; default: every mix)")
     ap.add_argument("--timeout", type=float, default=3000)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
@@ -82,13 +73,20 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="polyglot_bench_cluster_"))
     try:
         seq, grid = copy_project(_mk(tmp / "seq")), copy_project(_mk(tmp / "grid"))
+        if args.mixes:
+            args.env = "bench_cluster"
+            for copy in (seq, grid):
+                (copy / "conf" / args.env).mkdir()
+                (copy / "conf" / args.env / "parameters.yml").write_text(only_mixes(*args.mixes))
+        load = {"seq_start": _load()}
         t0 = time.time()
         proc = subprocess.run([KEDRO, "run", "--env", args.env], cwd=seq, env=ENV, capture_output=True, text=True,
                               timeout=args.timeout)  # fmt: skip
         seq_wall = time.time() - t0
         if proc.returncode != 0:
             raise SystemExit(f"sequential kedro run failed: {(proc.stdout + proc.stderr)[-3000:]}")
-        print(f"sequential kedro run: {seq_wall:.1f}s")
+        load["seq_end"] = _load()
+        print(f"sequential kedro run: {seq_wall:.1f}s (load average {load['seq_start']} -> {load['seq_end']})")
 
         t_submit = time.time()
         proc = subprocess.run([KEDRO, "grid", "submit", "--env", args.env], cwd=grid, env=ENV, capture_output=True,
@@ -107,6 +105,7 @@ def main() -> None:
             time.sleep(2)
         failed = {k: s for k, i in man["slurm_ids"].items() for s in [slurm.task_states(i) or {0: slurm.job_state(i)}]
                   if set(s.values()) != {"COMPLETED"}}  # fmt: skip
+        load["grid_end"] = _load()
         if failed:
             raise SystemExit(f"grid jobs did not all complete: {failed}; logs in {root / 'logs'}")
 
@@ -131,7 +130,10 @@ def main() -> None:
         print(f"grid: {n_tasks} tasks, makespan {makespan:.1f}s (submit {submit_s:.1f}s), sequential {seq_wall:.1f}s, "
               f"ratio sequential/grid {speedup:.2f}; per-task overhead median {statistics.median(overheads):.1f}s; "
               f"queueing delay median {statistics.median(delays):.1f}s")  # fmt: skip
-        note = f"env {args.env}, {len(man['jobs'])} jobs / {n_tasks} tasks, {os.cpu_count()} CPUs, local one-node SLURM"
+        mixes = sorted({m for j in man["jobs"] for m in j["mixes"] or []})
+        note = (f"env {args.env}, {len(mixes)} mixes {' '.join(mixes)}, {len(man['jobs'])} jobs / {n_tasks} tasks, "
+                f"{os.cpu_count()} CPUs, local one-node SLURM; 1-min load average {load['seq_start']} -> "
+                f"{load['seq_end']} (sequential), -> {load['grid_end']} (grid end)")
         figs = [
             figure(bench, "sequential kedro run wall time", round(seq_wall, 1), "s", note=note),
             figure(bench, "grid makespan (submit to last job end)", round(makespan, 1), "s",
@@ -143,7 +145,9 @@ def main() -> None:
                    note=f"max {max(delays):.1f}"),
         ]  # fmt: skip
         if args.json:
-            payload = {"sequential_s": seq_wall, "makespan_s": makespan, "submit_s": submit_s, "tasks": tasks}
+            payload = {"sequential_s": seq_wall, "makespan_s": makespan, "submit_s": submit_s, "loadavg_1min": load,
+                       "run_id": man["run_id"], "mixes": mixes,
+                       "tasks": tasks}
             args.json.write_text(json.dumps(with_figures(payload, figs), indent=2))
     finally:
         if not args.keep:
