@@ -12,6 +12,7 @@ mlflow = pytest.importorskip("mlflow")
 
 from polyglot_kedro.tracking import (  # noqa: E402
     MIX_TAG,
+    MODEL_TAG,
     PARENT_TAG,
     MlflowResultsHook,
     log_aggregates,
@@ -229,14 +230,17 @@ def test_default_run_has_one_metric_per_language_and_a_nested_run_per_mix(tracke
     aggregates = pd.read_csv(csv, keep_default_na=False, na_values=[""])
     chat = aggregates[(aggregates["metric"] == "io_lang_agreement") & aggregates["mean"].notna()]
     assert chat["lang"].nunique() >= 10
+    # the embedded grid has two model sizes (Fig. 7): run-level keys then start with the model
+    assert chat["model"].nunique() == 2
     for row in chat.itertuples():
-        key = f"{row.mix}/chat/io_lang_agreement/{row.lang}"
+        key = f"{row.model}/{row.mix}/chat/io_lang_agreement/{row.lang}"
         assert run.data.metrics[key] == pytest.approx(row.mean), key
     children = client.search_runs([run.info.experiment_id], f"tags.`{PARENT_TAG}` = '{run.info.run_id}'")
-    by_mix = {c.data.tags.get(MIX_TAG): c for c in children}
-    assert set(chat["mix"]) <= set(by_mix)
+    by_cell = {(c.data.tags.get(MODEL_TAG), c.data.tags.get(MIX_TAG)): c for c in children}
+    assert set(zip(chat["model"], chat["mix"])) <= set(by_cell)
     some = chat.iloc[0]
-    assert by_mix[some["mix"]].data.metrics[f"chat/io_lang_agreement/{some['lang']}"] == pytest.approx(some["mean"])
+    metric = f"chat/io_lang_agreement/{some['lang']}"
+    assert by_cell[(some["model"], some["mix"])].data.metrics[metric] == pytest.approx(some["mean"])
 
 
 def test_default_run_logs_the_report_and_figures_as_artifacts(tracked):
