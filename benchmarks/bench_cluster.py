@@ -52,6 +52,34 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def grid_timings(root: Path, man: dict, t_submit: float) -> tuple[dict, float, list[float], list[float]]:
+    """Per-task times from a finished grid run's logs: tasks, makespan from ``t_submit``, overheads, queueing delays.
+
+    Overhead: a task's wall time minus the time Kedro ran its nodes. Queueing delay: from
+    the end of a task's last dependency (per index for ``aftercorr``) to its start.
+    """
+    tasks = {p.stem: task_times(p) for p in sorted((root / "logs").glob("*.out"))}
+    missing = {k: t for k, t in tasks.items() if t["start"] is None or t["end"] is None}
+    if missing:
+        raise SystemExit(f"task logs without a start or done stamp: {sorted(missing)} in {root / 'logs'}")
+    makespan = max(t["end"] for t in tasks.values()) - t_submit
+    overheads = [t["end"] - t["start"] - t["nodes_s"] for t in tasks.values()]
+    ends = {}
+    for job in man["jobs"]:
+        for i in job["indices"] or [None]:
+            name = f"{job['key']}_{man['slurm_ids'][job['key']]}" + (f"_{i}" if i is not None else "")
+            ends[(job["key"], i)] = tasks[name]
+    delays = []
+    for job in man["jobs"]:
+        for i in job["indices"] or [None]:
+            ups = [ends[(d["job"], i if d["kind"] == "aftercorr" else j)]["end"]
+                   for d in job["depends"] for j in ([i] if d["kind"] == "aftercorr" else
+                                                     (next(x for x in man["jobs"] if x["key"] == d["job"])["indices"] or [None]))]  # fmt: skip
+            if ups:
+                delays.append(ends[(job["key"], i)]["start"] - max(ups))
+    return tasks, makespan, overheads, delays
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
@@ -109,22 +137,7 @@ def main() -> None:
         if failed:
             raise SystemExit(f"grid jobs did not all complete: {failed}; logs in {root / 'logs'}")
 
-        tasks = {p.stem: task_times(p) for p in sorted((root / "logs").glob("*.out"))}
-        makespan = max(t["end"] for t in tasks.values()) - t_submit
-        overheads = [t["end"] - t["start"] - t["nodes_s"] for t in tasks.values()]
-        ends = {}
-        for job in man["jobs"]:
-            for i in job["indices"] or [None]:
-                name = f"{job['key']}_{man['slurm_ids'][job['key']]}" + (f"_{i}" if i is not None else "")
-                ends[(job["key"], i)] = tasks[name]
-        delays = []
-        for job in man["jobs"]:
-            for i in job["indices"] or [None]:
-                ups = [ends[(d["job"], i if d["kind"] == "aftercorr" else j)]["end"]
-                       for d in job["depends"] for j in ([i] if d["kind"] == "aftercorr" else
-                                                         (next(x for x in man["jobs"] if x["key"] == d["job"])["indices"] or [None]))]  # fmt: skip
-                if ups:
-                    delays.append(ends[(job["key"], i)]["start"] - max(ups))
+        tasks, makespan, overheads, delays = grid_timings(root, man, t_submit)
         speedup = seq_wall / makespan
         n_tasks = len(tasks)
         print(f"grid: {n_tasks} tasks, makespan {makespan:.1f}s (submit {submit_s:.1f}s), sequential {seq_wall:.1f}s, "
