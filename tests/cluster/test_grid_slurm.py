@@ -113,7 +113,7 @@ def _times(shown: str) -> tuple[datetime, datetime]:
 
 @pytest.mark.usefixtures("slurm")
 def test_grid_submit_requeue_resume_resubmit_and_sequential_equality(tmp_path, cancel_grids):
-    """The issue's SLURM claims at minimum size, in CI (~2-3 min on 2 idle cores; see docs/CLUSTER.md).
+    """The issue's SLURM claims at minimum size, in CI (docs/CLUSTER.md, "What CI runs on it").
 
     `kedro grid submit --params` on a one-mix grid whose training task first fails
     (closed gate): inference is held by ``afterok`` (DependencyNeverSatisfied);
