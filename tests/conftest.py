@@ -63,8 +63,10 @@ def kedro_cli(project: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 def default_run(tmp_path_factory) -> Path:
     """The README's main job (``kedro run``, embedded default) on a copy of the project, once per session.
 
-    Shared by every test that reads a finished run (MLflow store, notebook):
-    read it, run nothing more in it.
+    Shared by every test that reads a finished run (the report and scores in
+    test_project, the MLflow store, the notebook): read it, run nothing more in
+    it. A test that runs more copies it first (``test_project.rerun_project``),
+    so the default pipeline runs once per session.
     """
     project = copy_project(tmp_path_factory.mktemp("default_run"))
     result = kedro_cli(project, "run", timeout=1800)

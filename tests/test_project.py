@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pytest
 
-KEDRO = str(Path(sys.executable).with_name("kedro"))
+from .conftest import kedro_cli as kedro
+
 STAGES = ("data_mixing", "translation", "finetuning", "inference", "judging", "reporting")
-
-
-def kedro(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env.pop("KEDRO_ENV", None)
-    return subprocess.run(
-        [KEDRO, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_registry_lists_the_six_pipelines(project_copy):
@@ -51,22 +42,23 @@ def test_viz_build_writes_the_lineage_site(project_copy):
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """The README's main job (``kedro run`` on the embedded default), once."""
-    from .conftest import copy_project
+def rerun_project(default_run: Path, tmp_path_factory) -> Path:
+    """A copy of the session's finished default run, for the tests that run more in it.
 
-    project = copy_project(tmp_path_factory.mktemp("demo_project"))
-    result = kedro(project, "run", timeout=1200)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return project
+    The rerun tests add versions (and MLflow runs); on a copy, the tests that
+    read ``default_run`` keep seeing one run, and the default is paid once.
+    """
+    dest = tmp_path_factory.mktemp("rerun") / "project"
+    shutil.copytree(default_run, dest, symlinks=True)
+    return dest
 
 
 def _versions(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir())
 
 
-def test_default_run_leaves_the_report(demo_run):
-    reporting = demo_run / "data" / "08_reporting"
+def test_default_run_leaves_the_report(default_run):
+    reporting = default_run / "data" / "08_reporting"
     (html,) = [v / "report.html" for v in _versions(reporting / "report.html")]
     text = html.read_text()
     assert "tiny_llama" in text and "data:image/png;base64," in text
@@ -76,28 +68,28 @@ def test_default_run_leaves_the_report(demo_run):
         assert _versions(reporting / table), table
 
 
-def test_every_mix_was_trained_generated_and_scored(demo_run):
+def test_every_mix_was_trained_generated_and_scored(default_run):
     import pandas as pd
 
     for mix in ("mono", "multi2", "multi3", "multi6", "guanaco"):
-        (scores,) = [v / f"{mix}.parquet" for v in _versions(demo_run / "data/07_model_output/scores/" f"{mix}.parquet")]
+        (scores,) = [v / f"{mix}.parquet" for v in _versions(default_run / "data/07_model_output/scores/" f"{mix}.parquet")]
         frame = pd.read_parquet(scores)
         assert set(frame["mix"]) == {mix}
         assert {"io_lang_agreement", "xquad_f1", "xcsqa_acc", "xnli_acc", "helpfulness"} <= set(frame["metric"])
         # Invalid judgments are kept and counted, never scored.
         helpful = frame[frame["metric"] == "helpfulness"]
         assert helpful.loc[~helpful["valid"], "score"].isna().all()
-        assert (demo_run / "data/06_models/merged" / mix / "config.json").exists()
+        assert (default_run / "data/06_models/merged" / mix / "config.json").exists()
 
 
-def test_finetuning_pipeline_alone_with_an_explicit_model(demo_run):
-    result = kedro(demo_run, "run", "--pipeline", "finetuning", "--params", "model=tiny_llama", "--namespaces", "mono")
+def test_finetuning_pipeline_alone_with_an_explicit_model(rerun_project):
+    result = kedro(rerun_project, "run", "--pipeline", "finetuning", "--params", "model=tiny_llama", "--namespaces", "mono")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    adapters = _versions(demo_run / "data/06_models/adapters/mono")
+    adapters = _versions(rerun_project / "data/06_models/adapters/mono")
     assert len(adapters) == 2, "a rerun adds an adapter version instead of overwriting the first"
 
 
-def test_reporting_rerun_adds_a_version(demo_run):
-    result = kedro(demo_run, "run", "--pipeline", "reporting")
+def test_reporting_rerun_adds_a_version(rerun_project):
+    result = kedro(rerun_project, "run", "--pipeline", "reporting")
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert len(_versions(demo_run / "data/08_reporting/report.html")) == 2
+    assert len(_versions(rerun_project / "data/08_reporting/report.html")) == 2
