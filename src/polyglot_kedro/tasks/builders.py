@@ -167,6 +167,22 @@ def build_chat_prompts(
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
 
 
+def _task_rows(task: str, raw: pd.DataFrame, languages: list[str], settings: list[str], window):
+    """Every (language, setting, prompt language, source row, row label) of a task with prompt settings.
+
+    An unknown setting fails before any row of it is built, naming the task and the valid settings.
+    """
+    name = f"{task}_raw"
+    for lang in languages:
+        chosen = _select(raw, lang, window, name)
+        for setting in settings:
+            if setting not in SETTINGS[task]:
+                raise ValueError(f"{task}: unknown prompt setting {setting!r}; expected {SETTINGS[task]}")
+            plang = prompt_language(setting, lang)
+            for r in chosen.itertuples(index=False):
+                yield lang, setting, plang, r, f"{name} row id={r.id!r} lang={lang}"
+
+
 def build_xquad_prompts(
     xquad_raw: pd.DataFrame,
     languages: list[str],
@@ -191,22 +207,14 @@ def build_xquad_prompts(
         JSON list of gold answer texts (each stripped, as the notebook's gold).
     """
     require_columns(xquad_raw, ["id", "lang", "context", "question", "answers"], "xquad_raw")
-    window = item_window(limit, items)
     rows = []
-    for lang in languages:
-        chosen = _select(xquad_raw, lang, window, "xquad_raw")
-        for setting in settings:
-            if setting not in SETTINGS["xquad"]:
-                raise ValueError(f"xquad: unknown prompt setting {setting!r}; expected {SETTINGS['xquad']}")
-            plang = prompt_language(setting, lang)
-            for r in chosen.itertuples(index=False):
-                where = f"xquad_raw row id={r.id!r} lang={lang}"
-                for field in ("context", "question"):
-                    if not isinstance(getattr(r, field), str) or not getattr(r, field).strip():
-                        raise ValueError(f"{where}: empty field {field!r}")
-                ref = json.dumps([g.strip() for g in gold_answers(r.answers, where)], ensure_ascii=False)
-                prompt = xquad_prompt(r.context, r.question, plang, templates)
-                rows.append(("xquad", lang, setting, str(r.id), prompt, r.question, _NULL, ref))
+    for lang, setting, plang, r, where in _task_rows("xquad", xquad_raw, languages, settings, item_window(limit, items)):
+        for field in ("context", "question"):
+            if not isinstance(getattr(r, field), str) or not getattr(r, field).strip():
+                raise ValueError(f"{where}: empty field {field!r}")
+        ref = json.dumps([g.strip() for g in gold_answers(r.answers, where)], ensure_ascii=False)
+        prompt = xquad_prompt(r.context, r.question, plang, templates)
+        rows.append(("xquad", lang, setting, str(r.id), prompt, r.question, _NULL, ref))
     _log_sources("xquad", {prompt_language(st, lang) for lang in languages for st in settings}, templates)
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
 
@@ -236,26 +244,18 @@ def build_xcsqa_prompts(
     """
     require_columns(xcsqa_raw, ["id", "lang", "question", "options", "answer"], "xcsqa_raw")
     letters = load_task_template("xcsqa")["letters"]
-    window = item_window(limit, items)
     rows = []
-    for lang in languages:
-        chosen = _select(xcsqa_raw, lang, window, "xcsqa_raw")
-        for setting in settings:
-            if setting not in SETTINGS["xcsqa"]:
-                raise ValueError(f"xcsqa: unknown prompt setting {setting!r}; expected {SETTINGS['xcsqa']}")
-            plang = prompt_language(setting, lang)
-            for r in chosen.itertuples(index=False):
-                where = f"xcsqa_raw row id={r.id!r} lang={lang}"
-                options = list(r.options.tolist() if hasattr(r.options, "tolist") else r.options)
-                if len(options) != len(letters) or not all(isinstance(o, str) for o in options):
-                    raise ValueError(f"{where}: field 'options' must hold {len(letters)} strings, got {options!r}")
-                answer = r.answer[0] if isinstance(r.answer, (list, tuple)) else r.answer
-                if answer not in letters:
-                    raise ValueError(f"{where}: field 'answer' must be one of {letters}, got {r.answer!r}")
-                if not isinstance(r.question, str) or not r.question.strip():
-                    raise ValueError(f"{where}: empty field 'question'")
-                prompt = xcsqa_prompt(r.question, options, plang, templates)
-                opts = json.dumps(options, ensure_ascii=False)
-                rows.append(("xcsqa", lang, setting, str(r.id), prompt, r.question, opts, json.dumps(answer)))
+    for lang, setting, plang, r, where in _task_rows("xcsqa", xcsqa_raw, languages, settings, item_window(limit, items)):
+        options = list(r.options.tolist() if hasattr(r.options, "tolist") else r.options)
+        if len(options) != len(letters) or not all(isinstance(o, str) for o in options):
+            raise ValueError(f"{where}: field 'options' must hold {len(letters)} strings, got {options!r}")
+        answer = r.answer[0] if isinstance(r.answer, (list, tuple)) else r.answer
+        if answer not in letters:
+            raise ValueError(f"{where}: field 'answer' must be one of {letters}, got {r.answer!r}")
+        if not isinstance(r.question, str) or not r.question.strip():
+            raise ValueError(f"{where}: empty field 'question'")
+        prompt = xcsqa_prompt(r.question, options, plang, templates)
+        opts = json.dumps(options, ensure_ascii=False)
+        rows.append(("xcsqa", lang, setting, str(r.id), prompt, r.question, opts, json.dumps(answer)))
     _log_sources("xcsqa", {prompt_language(st, lang) for lang in languages for st in settings}, templates)
     return pd.DataFrame(rows, columns=PROMPT_COLUMNS)
