@@ -52,7 +52,7 @@ bench: setup
 ## CPU-scale replication with SmolLM2-135M-Instruct on real data (issue 10,
 ## docs/REPLICATION.md): needs ../shared/data beside the repo.
 demo: setup
-	$(VENV)/bin/kedro run --env demo
+	$(PY) scripts/timed_run.py data/08_reporting/run_time.json -- $(VENV)/bin/kedro run --env demo
 
 ## The prepared GPU check (issue 21, docs/GPU.md): Llama-2-7B-shaped LoRA,
 ## merge, generation and a paper-env smoke run on one GPU, one table in

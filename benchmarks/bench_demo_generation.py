@@ -1,21 +1,24 @@
-"""Demo chat generation: the old demo settings vs the new ones, same prompts, interleaved; plus a rough roofline.
+"""Demo chat generation: the old demo settings vs conf/demo's, same prompts, interleaved; plus a rough roofline.
 
-    python benchmarks/bench_demo_generation.py [--model FOLDER] [--langs es ru] [--prompts 20]
-        [--new-tokens 48] [--rounds 2] [--json PATH]
+    python benchmarks/bench_demo_generation.py [--model FOLDER] [--langs en es ...] [--start 11]
+        [--prompts N] [--new-tokens 48] [--rounds 1] [--json PATH]
 
-Old = what ``make demo`` ran before issue 19: transformers, one job (language)
-per ``generate`` call, batches of 10. New = the engine's pooled path
-(``TransformersEngine.generate_jobs``: every job of the seed in shared
-length-sorted batches) at conf/demo's ``inference.batch_size``. Both run the
+Old = what ``make demo`` ran before issue 19: transformers ``generate``, one
+job (language) after the other, batches of 10. New = conf/demo's
+``inference`` settings (``batch_size`` and ``transformers``: the pooled
+scheduler and its own decode loop, engines/pooled_decode.py). Both run the
 paper's chat sampling (T 0.8, top-p 0.9, top-k 50, frequency penalty 0.2,
-stop strings) on the same real prompts (``hplt_oasst_test``, the Guanaco
-template), the same budget and seed, on one loaded model, alternating
-old/new ``--rounds`` times so load from other processes hits both alike; each
-figure is the median over the rounds. Tokens are counted, not assumed
-(sampling stops early at EOS or a stop string).
+stop strings) on the same real prompts: conf/demo's prompt files and
+languages (globals.yml), by default exactly the prompts ``make demo``
+generates (conf/demo's ``items``: 11-50, 319 prompts), in the Guanaco template, with the same budget and seed, on one loaded model,
+alternating old/new ``--rounds`` times so load from other processes hits
+both alike; each figure is the median over the rounds. Tokens are counted,
+not assumed (sampling stops early at EOS or a stop string).
 
-Roofline: a decoder forward costs ~2 x n_params FLOP per token; achieved
-GFLOP/s counts every generated token and every (unpadded) prompt token, so
+Roofline: a decoder forward costs ~2 x n_params FLOP per generated token
+and 2 x (n_params - LM head) per prompt token (only the last prompt
+position's logits are computed); achieved GFLOP/s counts every generated
+token and every (unpadded) prompt token, so
 padding and finished rows still computed by a batch show up as lost
 efficiency. The peak is a big fp32 ``torch.matmul`` timed in the same run
 (bf16 too, to show whether this CPU has fast bf16).
@@ -40,36 +43,46 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "data" / "06_models" / "base_model"
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "hplt_oasst_test"
 DEMO_CONF = REPO / "conf" / "demo" / "parameters_inference.yml"
+DEMO_GLOBALS = REPO / "conf" / "demo" / "globals.yml"
 OLD_BATCH = 10  # the demo's batch size before issue 19
 
 
-def demo_batch_size() -> int:
-    """conf/demo's ``inference.batch_size``: the new setting measured here."""
+def demo_settings() -> dict:
+    """conf/demo's ``inference`` block: the new settings measured here."""
     import yaml
 
-    return int(yaml.safe_load(DEMO_CONF.read_text(encoding="utf-8"))["inference"]["batch_size"])
+    return yaml.safe_load(DEMO_CONF.read_text(encoding="utf-8"))["inference"]
 
 
-def load_prompts(data: Path, langs: list[str], n: int) -> dict[str, list[str]]:
-    """The first ``n`` well-formed prompts per language, in the Guanaco template."""
+def demo_sources() -> dict[str, dict]:
+    """conf/demo's chat prompt files per language (``globals.yml``), as ``{source, format, on_bad_line}``."""
+    import yaml
+
+    raw = yaml.safe_load(DEMO_GLOBALS.read_text(encoding="utf-8"))["sources"]["chat_prompts"]
+    return {lang: v if isinstance(v, dict) else {"source": v} for lang, v in raw.items()}
+
+
+def load_prompts(langs: list[str], start: int, stop: int) -> dict[str, list[str]]:
+    """Prompts ``start`` .. ``stop`` (1-based, inclusive, file order; fewer where a file has fewer)
+    per language from conf/demo's files, as inference selects them (a malformed line is skipped,
+    said why), in the Guanaco template."""
     from polyglot_kedro.prompting import guanaco_prompt
 
+    sources = demo_sources()
     out = {}
     for lang in langs:
-        path = data / f"test_{lang}.jsonl"
+        path = (REPO / sources[lang]["source"]).resolve()
         prompts = []
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             try:
-                prompts.append(guanaco_prompt(json.loads(line)["prompt"]))
-            except (ValueError, KeyError) as e:  # the malformed line of test_hi.jsonl: skipped, said why
+                row = json.loads(line)
+                prompts.append(guanaco_prompt(row.get("prompt", row.get("instruction"))))
+            except (ValueError, TypeError) as e:  # the malformed line of test_hi.jsonl: skipped, said why
                 print(f"skipping {path.name}:{lineno}: {e}")
-            if len(prompts) == n:
-                break
-        if len(prompts) < n:
-            raise ValueError(f"{path}: only {len(prompts)} usable prompts, {n} asked")
-        out[lang] = prompts
+        out[lang] = prompts[start - 1 : stop]
+        if not out[lang]:
+            raise ValueError(f"{path}: no usable prompt from position {start}")
     return out
 
 
@@ -90,19 +103,24 @@ def matmul_gflops(dtype, n: int = 1024, reps: int = 3) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="transformers model folder (SmolLM2-135M)")
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of test_<lang>.jsonl")
-    ap.add_argument("--langs", nargs="+", default=["es", "ru"])
-    ap.add_argument("--prompts", type=int, default=20, help="per language")
+    ap.add_argument("--langs", nargs="+", default=None, help="default: conf/demo's chat languages")
+    ap.add_argument("--start", type=int, default=None, help="first prompt (1-based); default: conf/demo's items.start")
+    ap.add_argument("--prompts", type=int, default=None,
+                    help="per language (default: conf/demo's items.start..stop, the demo's whole workload)")
     ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--new-batch", type=int, default=None, help="default: conf/demo inference.batch_size")
-    ap.add_argument("--rounds", type=int, default=2, help="old/new alternations")
+    ap.add_argument("--rounds", type=int, default=1, help="old/new alternations")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's, = cores)")
     ap.add_argument("--json", help="also write the rows as JSON here")
     args = ap.parse_args()
-    new_batch = args.new_batch or demo_batch_size()
-
-    missing = [str(p) for p in (args.model / "config.json", args.data) if not p.exists()]
+    demo = demo_settings()
+    chat = demo["tasks"]["chat"]
+    langs = args.langs or chat["languages"]
+    start = args.start or chat["items"]["start"]
+    stop = start + args.prompts - 1 if args.prompts else chat["items"]["stop"]
+    new_batch, new_opts = demo["batch_size"], demo.get("transformers", {})
+    files = [(REPO / demo_sources()[lang]["source"]).resolve() for lang in langs]
+    missing = [str(p) for p in (args.model / "config.json", *files) if not p.exists()]
     if missing:
         why = f"skipped: {', '.join(missing)} absent (make demo builds the base model folder)"
         print(why)
@@ -120,11 +138,14 @@ def main() -> None:
     from polyglot_kedro.engines.transformers_engine import TransformersEngine
 
     load_start = os.getloadavg()[0]
-    prompts = load_prompts(args.data, args.langs, args.prompts)
+    prompts = load_prompts(langs, start, stop)
     sampling = SamplingSpec(temperature=0.8, top_p=0.9, top_k=50, frequency_penalty=0.2, max_new_tokens=args.new_tokens)
-    engine = TransformersEngine(str(args.model), batch_size=OLD_BATCH, dtype="float32")
+    engine = TransformersEngine(str(args.model), batch_size=OLD_BATCH, dtype="float32",
+                                **{k: v for k, v in new_opts.items() if k != "pool_jobs"})  # fmt: skip
     n_params = sum(p.numel() for p in engine.model.parameters())
-    settings = {"old": (False, OLD_BATCH), "new": (True, new_batch)}
+    # a prompt token runs every layer but not the LM head (only the last position's logits are taken)
+    n_head = engine.model.get_output_embeddings().weight.numel()
+    settings = {"old": (False, OLD_BATCH), "new": (bool(new_opts.get("pool_jobs", False)), new_batch)}
 
     def run(name: str) -> dict:
         pool, bs = settings[name]
@@ -138,7 +159,8 @@ def main() -> None:
         prompt_tok = sum(g.n_prompt_tokens for g in gens)
         r = {"setting": name, "pool_jobs": pool, "batch_size": bs, "wall_s": round(wall, 2), "new_tokens": new_tok,
              "prompt_tokens": prompt_tok, "tokens_per_s": new_tok / wall,
-             "gflops": 2 * n_params * (new_tok + prompt_tok) / wall / 1e9, "loadavg": os.getloadavg()[0]}  # fmt: skip
+             "gflops": 2 * (n_params * new_tok + (n_params - n_head) * prompt_tok) / wall / 1e9,
+             "loadavg": os.getloadavg()[0]}  # fmt: skip
         print(f"{name}: pool_jobs={pool} batch {bs}: {new_tok} new tokens ({prompt_tok} prompt) in {wall:.1f} s "
               f"= {r['tokens_per_s']:.1f} tok/s, {r['gflops']:.1f} GFLOP/s (load {r['loadavg']:.1f})", flush=True)  # fmt: skip
         return r
@@ -151,16 +173,20 @@ def main() -> None:
     med = {k: {f: statistics.median(r[f] for r in runs if r["setting"] == k) for f in ("tokens_per_s", "gflops")}
            for k in settings}  # fmt: skip
     ratio = med["new"]["tokens_per_s"] / med["old"]["tokens_per_s"]
-    size = (f"{len(args.langs)} langs ({' '.join(args.langs)}) x {args.prompts} real prompts, {args.new_tokens} new tokens, "
+    size = (f"{len(langs)} langs ({' '.join(langs)}), prompts {start}-{stop} of conf/demo's files "
+            f"({sum(map(len, prompts.values()))} prompts), "
+            f"{args.new_tokens} new tokens, "
             f"seed {args.seed}, paper chat sampling, {args.model.name}, {n_params / 1e6:.0f}M params fp32, "
             f"torch threads {torch.get_num_threads()}, median of {args.rounds} interleaved rounds, "
             f"load average {load_start:.1f} -> {load_end:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
-    old_s, new_s = f"transformers per job, batch {OLD_BATCH}", f"transformers pooled over jobs, batch {new_batch}"
+    old_s = f"transformers generate per job, batch {OLD_BATCH}"
+    new_s = (f"conf/demo: pooled own decode loop, <= {new_batch} rows, <= {engine.max_batch_tokens} tokens per batch"
+             if settings["new"][0] else f"conf/demo: generate per job, batch {new_batch}")  # fmt: skip
     rows = [
         figure("demo_generation", f"tokens/s old demo ({old_s})", round(med["old"]["tokens_per_s"], 1), "tok/s", note=size),
         figure("demo_generation", f"tokens/s new demo ({new_s})", round(med["new"]["tokens_per_s"], 1), "tok/s",
                ratio=ratio, ratio_of="new / old demo settings", note=size),
-        figure("demo_generation", "achieved GFLOP/s new (2 x params x (new + prompt tokens))",
+        figure("demo_generation", "achieved GFLOP/s new (2 x params per new token, 2 x non-head params per prompt token)",
                round(med["new"]["gflops"], 1), "GFLOP/s", ratio=med["new"]["gflops"] / peak32,
                ratio_of="achieved / fp32 matmul peak", note="prompt tokens unpadded; padding and finished rows are lost work"),
         figure("demo_generation", "achieved GFLOP/s old", round(med["old"]["gflops"], 1), "GFLOP/s",

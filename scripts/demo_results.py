@@ -56,6 +56,7 @@ class Bundle:
     aggregates: pd.DataFrame
     comparisons: pd.DataFrame
     plateau: pd.DataFrame
+    run_time: dict[str, Any] | None = None  # run_time.json beside the bundle (scripts/timed_run.py), if copied
 
 
 def _cite(path: Path, root: Path) -> str:
@@ -94,8 +95,14 @@ def load_bundle(path: Path, root: Path = REPO_ROOT) -> Bundle:
             raise BundleError(f"{path}: manifest.json lists no {name}")
         text = (path / name).read_text(encoding="utf-8")
         tables[name] = pd.read_csv(io.StringIO(text)) if text.strip() else pd.DataFrame()
+    run_time = None
+    if (path / "run_time.json").is_file():  # written by make demo's timer, not by the run: not in the manifest
+        try:
+            run_time = json.loads((path / "run_time.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{path / 'run_time.json'}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
     return Bundle(_cite(path, root), manifest, tables["aggregates.csv"], tables["comparisons.csv"],
-                  tables["plateau.csv"])
+                  tables["plateau.csv"], run_time)
 
 
 def newest_bundle(root: Path = REPO_ROOT) -> Path | None:
@@ -149,9 +156,16 @@ def _source_line(bundle: Bundle) -> str:
     commit = run.get("git_commit") or "unknown"
     dirty = " with uncommitted changes" if run.get("git_dirty") else ""
     params = str(run.get("params_sha256") or "")[:12]
-    return (f"Source: `{bundle.path}/` (run of commit `{commit}`{dirty}, env `{run.get('env')}`, "
+    line = (f"Source: `{bundle.path}/` (run of commit `{commit}`{dirty}, env `{run.get('env')}`, "
             f"parameters sha256 `{params}...`, save version `{run.get('save_version')}`); "
             f"written by `scripts/demo_results.py`, checked by `--check`.")
+    t = bundle.run_time
+    if t:
+        line += (f" Wall time of `{t.get('command')}`: {float(t['wall_s']) / 60:.1f} min on {t.get('cpus')} CPUs "
+                 f"(1-minute load average {t.get('loadavg_1min_start')} at the start, "
+                 f"{t.get('loadavg_1min_end')} at the end; exit status {t.get('exit_status')}; "
+                 f"`{bundle.path}/run_time.json`).")
+    return line
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

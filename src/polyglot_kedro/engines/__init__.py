@@ -34,6 +34,7 @@ def make_engine(
     tensor_parallel_size: int = 1,
     max_model_len: int = 2048,
     vllm_options: dict | None = None,
+    transformers_options: dict | None = None,
 ) -> Engine:
     """Build an engine on a model folder.
 
@@ -45,6 +46,7 @@ def make_engine(
         tensor_parallel_size: vLLM only.
         max_model_len: context limit (prompt + new tokens).
         vllm_options: extra ``VLLMEngine`` keyword arguments (enforce_eager, ...).
+        transformers_options: extra ``TransformersEngine`` keyword arguments (pool_jobs, ...).
 
     Returns:
         The engine (``engine.name`` says which).
@@ -53,7 +55,8 @@ def make_engine(
     if kind == "transformers":
         from polyglot_kedro.engines.transformers_engine import TransformersEngine
 
-        return TransformersEngine(model_path, batch_size=batch_size, dtype=dtype, max_model_len=max_model_len)
+        return TransformersEngine(model_path, batch_size=batch_size, dtype=dtype, max_model_len=max_model_len,
+                                  **(transformers_options or {}))  # fmt: skip
     if kind == "vllm":
         from polyglot_kedro.engines.vllm_engine import VLLMEngine
 

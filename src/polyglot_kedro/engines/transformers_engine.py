@@ -8,21 +8,24 @@ directly). Results come back in input order. Prompts that leave less than
 (``base.fit_prompt``).
 
 With ``pool_jobs=True`` :meth:`TransformersEngine.generate_jobs` pools
-the items of every job of one seed that share sampling settings and batch size
-into one length-sorted queue: a demo seed's 7 languages x 10 prompts become a
-few full batches instead of 7 partial ones, and batches pad less because
-lengths are sorted over all languages (benchmarks/bench_demo_generation.py
-measures it against job-by-job batching). Each batch is seeded with
-``(seed, batch index)`` counted over the whole call, so the same jobs, seed and
-settings give the same outputs run to run; an item's output does depend on
-which other jobs ran in the same call (as with vLLM's scheduling), and on
+the items of every job of one seed that share sampling settings into one
+length-sorted queue and runs them through the engine's own decode loop
+(``engines/pooled_decode.py``): decode batches planned by rows
+(``batch_size``) and padded tokens (``max_batch_tokens``), prefill in groups
+of similar length, a KV cache reserved once per batch, grouped-query
+attention kept grouped, finished rows dropped, sampling over the top-k
+tokens. benchmarks/bench_demo_generation.py measures it against job-by-job
+``generate``. Each decode batch draws from a ``torch.Generator`` seeded with
+``(seed, batch index)`` counted over the whole call, so the same jobs, seed
+and settings give the same outputs run to run; an item's output does depend
+on which other jobs ran in the same call (as with vLLM's scheduling), and on
 ``pool_jobs``. The price: a job (partition) is done only when its last item
-is, and length sorting spreads each job over the whole queue, so partitions are
-written near the end of the seed and a kill loses more work than job by job
-(tests/faults/test_kill_restart.py expects partitions written one by one).
-Off by default (``pool_jobs=False``: jobs one after the other, batch indices
-restarting per job, as before): on the loaded 2-core machine it was measured on
-it was not faster (benchmarks/bench_demo_generation.py).
+is, and length sorting spreads each job over the whole queue, so partitions
+are written near the end of the seed and a kill loses more work than job by
+job (tests/faults/test_kill_restart.py expects partitions written one by one).
+Rows it writes say ``engine: transformers-pooled``.
+Off by default (``pool_jobs=False``: jobs one after the other through
+``model.generate``, batch indices restarting per job, as before).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from polyglot_kedro.engines.base import (
     fit_prompt,
 )
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
+from polyglot_kedro.engines.pooled_decode import decode_batch, plan_batches, register_gqa_attention
 from polyglot_kedro.modeling import load_causal_lm, load_tokenizer
 from polyglot_kedro.prompting import cut_at_stop
 
@@ -70,11 +74,14 @@ class TransformersEngine(Engine):
             (``truncate_from_start``).
         device: ``cuda`` when available, else ``cpu`` (default).
         pool_jobs: pool the items of all jobs of one :meth:`generate_jobs`
-            call that share sampling and batch size into shared length-sorted
-            batches (see module doc); False runs job by job.
+            call that share sampling into shared length-sorted batches run by
+            the engine's own decode loop (see module doc); False runs job by
+            job through ``model.generate``.
+        max_batch_tokens: pooled only: at most this many padded tokens
+            (rows x (longest prompt + budget)) in one decode batch.
+        prefill_tokens: pooled only: at most this many padded tokens in one
+            prefill forward.
     """
-
-    name = "transformers"
 
     def __init__(
         self,
@@ -85,9 +92,13 @@ class TransformersEngine(Engine):
         max_model_len: int = 2048,
         device: str | None = None,
         pool_jobs: bool = False,
+        max_batch_tokens: int = 16384,
+        prefill_tokens: int = 4096,
     ):
         super().__init__(model_path, batch_size=batch_size)
         self.pool_jobs = pool_jobs
+        self.max_batch_tokens = max_batch_tokens
+        self.prefill_tokens = prefill_tokens
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.max_model_len = max_model_len
         # The project's loaders honour the folder manifest's trust_remote_code.
@@ -96,7 +107,13 @@ class TransformersEngine(Engine):
         if self.tokenizer.pad_token is None:
             raise ValueError(f"tokenizer in {self.model_path} has neither a pad nor an eos token")
         self.model = load_causal_lm(self.model_path, dtype=dtype).to(self.device)
+        self._attention = self.model.config._attn_implementation  # what generate() runs with
         self._eos_ids = self._eos_token_ids()
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """What rows record as their engine: the scheduler changes outputs, so it is named."""
+        return "transformers-pooled" if self.pool_jobs else "transformers"
 
     def _eos_token_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id
@@ -184,16 +201,37 @@ class TransformersEngine(Engine):
             spec = sampling if budget == sampling.max_new_tokens else sampling.model_copy(update={"max_new_tokens": budget})
             # Stable sort: equal lengths keep job/item order, so batches are the same run to run.
             order = sorted(items, key=lambda it: len(it[2].ids), reverse=True)
-            for start in range(0, len(order), bs):
-                chunk = order[start : start + bs]
-                set_seed(batch_seed(seed, b))
+            if self.pool_jobs:
+                rows = plan_batches([len(f.ids) for _, _, f in order], budget, bs, self.max_batch_tokens)
+                chunks = [[order[r] for r in batch] for batch in rows]
+            else:
+                chunks = [order[start : start + bs] for start in range(0, len(order), bs)]
+            for chunk in chunks:
+                ids = [f.ids for _, _, f in chunk]
+                gens = self._decode_pooled(ids, spec, batch_seed(seed, b)) if self.pool_jobs else None
+                if gens is None:
+                    set_seed(batch_seed(seed, b))
+                    gens = self._generate_batch(ids, spec)
                 b += 1
-                for (j, i, f), g in zip(chunk, self._generate_batch([f.ids for _, _, f in chunk], spec)):
+                for (j, i, f), g in zip(chunk, gens, strict=True):
                     done(j, i, Generation(
                         g.text, g.finish_reason, g.n_output_tokens, g.seconds, len(f.ids), f.truncated,
                         f.max_new_tokens if f.max_new_tokens != sampling.max_new_tokens else None,
                     ))  # fmt: skip
         return out  # type: ignore[return-value]
+
+    def _decode_pooled(self, batch_ids: list[list[int]], sampling: SamplingSpec, seed: int) -> list[Generation]:
+        """One decode batch through the own loop (``pooled_decode``), seeded by its own generator."""
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.model.set_attn_implementation(register_gqa_attention())
+        t0 = time.perf_counter()
+        try:
+            new = decode_batch(self.model, self.tokenizer, batch_ids, sampling, generator, self._eos_ids,
+                               prefill_tokens=self.prefill_tokens)  # fmt: skip
+        finally:
+            self.model.set_attn_implementation(self._attention)
+        seconds = (time.perf_counter() - t0) / len(batch_ids)
+        return [self._finish(ids, sampling, seconds) for ids in new]
 
     @torch.inference_mode()
     def _generate_batch(self, batch_ids: list[list[int]], sampling: SamplingSpec) -> list[Generation]:

@@ -103,6 +103,14 @@ class VllmOptions(StrictModel):
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
 
 
+class TransformersOptions(StrictModel):
+    """``inference.transformers``: the transformers engine's scheduler (engines/transformers_engine.py)."""
+
+    pool_jobs: bool = False  # every partition of a seed through the own decode loop (engines/pooled_decode.py)
+    max_batch_tokens: int = Field(16384, ge=1)  # pooled: rows x (longest prompt + budget) per decode batch
+    prefill_tokens: int = Field(4096, ge=1)  # pooled: padded tokens per prefill forward
+
+
 class InferenceParams(StrictModel):
     """``params:inference`` (conf/base/parameters_inference.yml)."""
 
@@ -112,6 +120,7 @@ class InferenceParams(StrictModel):
     work_dir: str
     resume: bool = True
     vllm: VllmOptions = VllmOptions()
+    transformers: TransformersOptions = TransformersOptions()
     tasks: GenerationTasks
     xnli: XnliRun
 
@@ -247,6 +256,8 @@ def generate_outputs(
         if run.enabled
     }
     n_done = 0
+    # what rows record as their engine (TransformersEngine.name): the pooled scheduler is named
+    engine_label = "transformers-pooled" if p.engine == "transformers" and p.transformers.pool_jobs else p.engine
     try:
         for s_i, seed in enumerate(p.seeds):
             jobs: list[Job] = []
@@ -258,7 +269,7 @@ def generate_outputs(
                 for g_i, ((lang, setting), items) in enumerate(groups[task]):
                     path = _partition_path(root, task, lang, setting, seed)
                     done = _reusable(path, expected, items) if p.resume else None
-                    if done is not None and (p.engine == "auto" or (done["engine"] == p.engine).all()):
+                    if done is not None and (p.engine == "auto" or (done["engine"] == engine_label).all()):
                         frames[(t, s_i, g_i)] = done
                         n_done += 1
                         continue
@@ -277,6 +288,7 @@ def generate_outputs(
                     tensor_parallel_size=spec.tensor_parallel_size,
                     max_model_len=spec.max_model_len,
                     vllm_options=p.vllm.model_dump(),
+                    transformers_options=p.transformers.model_dump(),
                 )
             log.info("%s seed %d: %d partition(s) to generate, %d reused so far (%s)",
                      mix, seed, len(jobs), n_done, engine.name)  # fmt: skip

@@ -1,0 +1,139 @@
+"""The pooled scheduler's own decode loop (engines/pooled_decode.py) against transformers' generate and warpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+from polyglot_kedro.engines import SamplingSpec
+from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
+from polyglot_kedro.engines.pooled_decode import (
+    ReservedLayer,
+    decode_batch,
+    next_token_probs,
+    plan_batches,
+    prefill_groups,
+    register_gqa_attention,
+)
+from polyglot_kedro.engines.tiny_model import build_tiny_llama
+from polyglot_kedro.engines.transformers_engine import TransformersEngine
+
+PROMPTS = [
+    "### Human: Write a long story about the sea, a boat and the people on it.### Assistant:",
+    "### Human: Die Verteidigung der Panthers gab nur 308 Punkte ab.### Assistant:",
+    "### Human: Name a colour.### Assistant:",
+    "### Human: ¿Cuántos?### Assistant:",
+    "Hi",
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> TransformersEngine:
+    return TransformersEngine(str(build_tiny_llama(tmp_path_factory.mktemp("tiny_pd"))), batch_size=8, dtype="float32")
+
+
+def _sorted_ids(engine) -> list[list[int]]:
+    return sorted((engine.tokenizer(p)["input_ids"] for p in PROMPTS), key=len, reverse=True)
+
+
+def _hf_greedy(engine, ids: list[list[int]], n: int, penalty: float, eos: int | None = None) -> list[list[int]]:
+    """transformers' generate, one prompt at a time (no padding at all), greedy."""
+    out = []
+    for row in ids:
+        x = torch.tensor([row])
+        seq = engine.model.generate(
+            input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False,
+            logits_processor=LogitsProcessorList([FrequencyPenaltyLogitsProcessor(penalty, len(row))]),
+            eos_token_id=eos, pad_token_id=engine.tokenizer.pad_token_id,
+        )  # fmt: skip
+        out.append(seq[0, len(row) :].tolist())
+    return out
+
+
+def test_plan_batches_caps_rows_and_padded_tokens():
+    lengths = [300, 120, 100, 90, 40, 30, 30, 20]
+    assert plan_batches(lengths, 20, max_rows=3, max_batch_tokens=10**6) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+    # rows x (longest + budget) <= 400: the 300-token prompt alone, 2 x 140, 3 x 110, 2 x 50
+    assert plan_batches(lengths, 20, max_rows=8, max_batch_tokens=400) == [[0], [1, 2], [3, 4, 5], [6, 7]]
+    assert prefill_groups(lengths, prefill_tokens=10**6) == [(0, 1), (1, 3), (3, 4), (4, 5), (5, 7), (7, 8)]
+    assert prefill_groups([50, 50, 50, 49], prefill_tokens=120) == [(0, 2), (2, 4)]
+
+
+def test_distribution_equals_transformers_warpers():
+    # penalty, temperature, top-k, top-p: the same probabilities as transformers' processors and warpers
+    torch.manual_seed(0)
+    vocab, steps = 300, 6
+    logits = torch.randn(4, vocab) * 3
+    generated = torch.randint(0, vocab, (4, steps))
+    s = SamplingSpec(temperature=0.7, top_p=0.8, top_k=20, frequency_penalty=0.4, max_new_tokens=8)
+    probs, idx = next_token_probs(logits.clone(), generated, s)
+    ours = torch.zeros(4, vocab).scatter_(1, idx, probs)
+    ours = ours / ours.sum(-1, keepdim=True)
+    seq = torch.cat([torch.zeros(4, 3, dtype=torch.long), generated], dim=1)  # a 3-token "prompt"
+    hf = FrequencyPenaltyLogitsProcessor(0.4, 3)(seq, logits.clone())
+    for warper in (TemperatureLogitsWarper(0.7), TopKLogitsWarper(20), TopPLogitsWarper(0.8)):
+        hf = warper(seq, hf)
+    torch.testing.assert_close(ours, torch.softmax(hf, -1), atol=1e-6, rtol=1e-5)
+    # top-k 0 (no cut) keeps the whole vocabulary before top-p
+    p0, i0 = next_token_probs(logits.clone(), None, s.model_copy(update={"top_k": 0, "top_p": 1.0}))
+    assert p0.shape == (4, vocab) and (p0 > 0).all()
+
+
+def test_greedy_equals_unpadded_generate_across_groups_and_batches(engine):
+    # several prefill groups (small prefill_tokens) in one decode batch, left padding, a reserved cache,
+    # grouped-query attention kept grouped: greedy must still be what generate() gives each prompt alone
+    ids = _sorted_ids(engine)
+    s = SamplingSpec(temperature=0.0, frequency_penalty=0.5, max_new_tokens=10, stop=())
+    engine.model.set_attn_implementation(register_gqa_attention())
+    try:
+        assert len(prefill_groups([len(x) for x in ids], 40)) > 2
+        ours = decode_batch(engine.model, engine.tokenizer, ids, s, torch.Generator().manual_seed(0), set(),
+                            prefill_tokens=40)  # fmt: skip
+    finally:
+        engine.model.set_attn_implementation("sdpa")
+    assert ours == _hf_greedy(engine, ids, 10, 0.5)
+
+
+def test_rows_end_at_eos_and_stop_strings(engine):
+    ids = _sorted_ids(engine)
+    s = SamplingSpec(temperature=0.0, frequency_penalty=0.0, max_new_tokens=10, stop=())
+    full = _hf_greedy(engine, ids, 10, 0.0)
+    eos = full[0][3]  # the 4th token row 0 generates: row 0 ends there, EOS kept
+    ours = decode_batch(engine.model, engine.tokenizer, ids, s, torch.Generator(), {eos})
+    assert ours[0] == full[0][:4]
+    for mine, ref in zip(ours[1:], full[1:]):  # the other rows go on (or end at their own first eos)
+        assert mine == (ref[: ref.index(eos) + 1] if eos in ref else ref)
+    # a stop string: the row ends at the first token whose text contains it
+    text = engine.tokenizer.decode(full[1][:6], skip_special_tokens=True)
+    stop = text[-3:]
+    first = next(k for k in range(1, 11) if stop in engine.tokenizer.decode(full[1][:k], skip_special_tokens=True))
+    out = decode_batch(engine.model, engine.tokenizer, ids, s.model_copy(update={"stop": (stop,)}), torch.Generator(), set())
+    assert out[1] == full[1][:first]
+
+
+def test_sampling_is_seeded_and_the_engine_names_the_scheduler(engine):
+    jobs_prompts = PROMPTS * 3
+    s = SamplingSpec(temperature=0.8, top_p=0.9, top_k=50, frequency_penalty=0.2, max_new_tokens=12)
+    engine.pool_jobs = True
+    try:
+        assert engine.name == "transformers-pooled"
+        a = [g.text for g in engine.generate(jobs_prompts, s, seed=3)]
+        b = [g.text for g in engine.generate(jobs_prompts, s, seed=3)]
+        c = [g.text for g in engine.generate(jobs_prompts, s, seed=4)]
+    finally:
+        engine.pool_jobs = False
+    assert a == b and a != c
+    assert engine.name == "transformers"
+
+
+def test_reserved_layer_writes_in_place_and_refuses_overflow():
+    layer = ReservedLayer(2, 1, 5, 4, torch.float32, "cpu")
+    layer.fill(slice(0, 2), torch.ones(2, 1, 3, 4), torch.ones(2, 1, 3, 4), length=3)
+    k, _ = layer.update(torch.full((2, 1, 1, 4), 2.0), torch.full((2, 1, 1, 4), 2.0))
+    assert layer.get_seq_length() == 4 and k.shape == (2, 1, 4, 4) and k[0, 0, 3, 0] == 2.0
+    layer.batch_select_indices(torch.tensor([1]))
+    assert layer.keys.shape == (1, 1, 4, 4)
+    layer.update(torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4))
+    with pytest.raises(RuntimeError, match="reserved KV cache full"):
+        layer.update(torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4))
