@@ -46,6 +46,7 @@ DEFAULT_MODEL = REPO / "data" / "06_models" / "base_model"
 DEMO_CONF = REPO / "conf" / "demo" / "parameters_inference.yml"
 DEMO_GLOBALS = REPO / "conf" / "demo" / "globals.yml"
 OLD_BATCH = 10  # the demo's batch size before issue 19
+DEMO_MODEL = "smollm2_135m"  # conf/demo's model (its folder manifest's name)
 
 
 def demo_settings() -> dict:
@@ -120,9 +121,13 @@ def main() -> None:
     stop = start + args.prompts - 1 if args.prompts else chat["items"]["stop"]
     new_batch, new_opts = demo["batch_size"], demo.get("transformers", {})
     files = [(REPO / demo_sources()[lang]["source"]).resolve() for lang in langs]
-    missing = [str(p) for p in (args.model / "config.json", *files) if not p.exists()]
+    missing = [f"{p} absent" for p in (args.model / "config.json", *files) if not p.exists()]
+    manifest = args.model / "polyglot_manifest.json"
+    name = json.loads(manifest.read_text(encoding="utf-8")).get("name") if manifest.is_file() else None
+    if not missing and name is not None and name != DEMO_MODEL:
+        missing = [f"{args.model} holds {name!r}, not the demo's {DEMO_MODEL!r} (make demo builds it there)"]
     if missing:
-        why = f"skipped: {', '.join(missing)} absent (make demo builds the base model folder)"
+        why = f"skipped: {'; '.join(missing)} (make demo builds the demo's base model folder)"
         print(why)
         if args.json:
             rows = [figure("demo_generation", "(skipped)", None, "", note=why)]

@@ -255,12 +255,58 @@ def plateau_lines(bundle: Bundle, languages: list[str], first_metric: str) -> li
     return [caption, "", *_table(["metric", "target", "answer", "delta", "prompts", "decisions"], rows)]
 
 
+def trained_languages(env: str | None, root: Path = REPO_ROOT) -> dict[str, list[str]] | None:
+    """Per mix, the languages of its finetuning data (base language + what multi-i swaps in), from the
+    run's environment's parameters (the rule data mixing builds the mixes with); None where unreadable."""
+    try:
+        from polyglot_kedro.config import mix_specs
+        from polyglot_kedro.project_config import load_parameters
+
+        params = load_parameters(root / "conf", env)
+        mixing = params["data_mixing"]["mixing"]
+        return {name: [str(mixing["base_language"]), *spec.added_languages(list(mixing["language_order"]), name)]
+                for name, spec in mix_specs(params["mixes"]).items() if spec.kind in {"mono", "multi"}}
+    except Exception:  # noqa: BLE001 - a tmp root without conf/, or another project layout: no verdict line
+        return None
+
+
+def verdict_lines(bundle: Bundle, metric: str, baseline: str, languages: list[str],
+                  trained: dict[str, list[str]] | None) -> list[str]:
+    """In plain words, from the comparisons: did each multi mix raise ``metric`` over ``baseline`` on the
+    languages it was not finetuned on (significant after the family's adjustment)?"""
+    cmp_ = bundle.comparisons
+    if cmp_.empty or trained is None:
+        return []
+    cmp_ = cmp_[(cmp_["task"] == "chat") & (cmp_["metric"] == metric) & (cmp_["mix_a"] == baseline)]
+    lines = []
+    for mix in mix_order(bundle):
+        seen = trained.get(mix)
+        rows = cmp_[cmp_["mix_b"].astype(str) == mix]
+        if mix == baseline or seen is None or rows.empty or len(seen) <= len(trained.get(baseline, [])):
+            continue
+        unseen = rows[~rows["lang"].astype(str).isin(seen)]
+        sig = unseen["significant"].astype(bool)
+        up = _ordered(unseen.loc[sig & (unseen["diff"] > 0), "lang"], languages)
+        down = _ordered(unseen.loc[sig & (unseen["diff"] < 0), "lang"], languages)
+        rest = _ordered(unseen.loc[~sig, "lang"], languages)
+        lines.append(f"- **{mix}** (finetuned on {', '.join(seen)}) vs {baseline}, on the {len(unseen)} languages "
+                     f"it was not finetuned on: raised {metric} significantly on "
+                     f"{', '.join(up) if up else 'none'}; lowered it significantly on {', '.join(down) if down else 'none'}; "
+                     f"no significant difference on {', '.join(rest) if rest else 'none'}.")
+    if not lines:
+        return []
+    return ["In plain words (generated from the comparisons above; significant = family-adjusted p below alpha):",
+            "", *lines]
+
+
 def render_block(bundle: Bundle, *, metric: str = "io_lang_agreement", baseline: str = "mono",
-                 languages: list[str] | None = None) -> str:
+                 languages: list[str] | None = None, trained: dict[str, list[str]] | None = None) -> str:
     """The text between the markers (without them), ending in a newline."""
     languages = language_order() if languages is None else languages
+    verdict = verdict_lines(bundle, metric, baseline, languages, trained)
     lines = [_source_line(bundle), "", *agreement_table(bundle, metric, languages), "",
-             *comparison_table(bundle, metric, baseline, languages), "", *plateau_lines(bundle, languages, metric)]
+             *comparison_table(bundle, metric, baseline, languages), "", *(verdict + [""] if verdict else []),
+             *plateau_lines(bundle, languages, metric)]
     return "\n".join(lines) + "\n"
 
 
@@ -295,7 +341,9 @@ def main(argv: list[str] | None = None, root: Path = REPO_ROOT) -> int:
         return 2
     try:
         bundle = load_bundle(path if path.is_absolute() else root / path, root)
-        block = render_block(bundle, metric=args.metric, baseline=args.baseline, languages=language_order())
+        trained = trained_languages(bundle.manifest.get("run", {}).get("env"), root)
+        block = render_block(bundle, metric=args.metric, baseline=args.baseline, languages=language_order(),
+                             trained=trained)  # fmt: skip
         stale = []
         for name in args.files:
             file = root / name

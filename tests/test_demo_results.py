@@ -156,3 +156,30 @@ def test_committed_demo_bundles_match_readme_and_replication():
     for folder in bundles:  # every committed bundle is intact
         demo_results.load_bundle(folder)
     assert demo_results.main(["--check"]) == 0
+
+
+def test_verdict_names_unseen_languages_by_the_adjusted_test():
+    cmp_ = pd.DataFrame({
+        "task": "chat", "metric": "io_lang_agreement", "mix_a": "mono",
+        "mix_b": ["multi2"] * 4 + ["multi3"] * 4,
+        "lang": ["es", "ru", "de", "hi"] * 2,
+        "diff": [0.3, 0.2, -0.2, 0.01, 0.3, 0.25, 0.1, -0.3],
+        "significant": [True, True, True, False, True, True, False, True],
+    })  # fmt: skip
+    bundle = demo_results.Bundle("b", {}, pd.DataFrame({"mix": ["mono", "multi2", "multi3"]}), cmp_, pd.DataFrame())
+    trained = {"mono": ["en"], "multi2": ["en", "es"], "multi3": ["en", "es", "ru"]}
+    lines = demo_results.verdict_lines(bundle, "io_lang_agreement", "mono", ["en", "es", "ru", "de", "hi"], trained)
+    multi2 = next(x for x in lines if x.startswith("- **multi2**"))
+    multi3 = next(x for x in lines if x.startswith("- **multi3**"))
+    # es is multi2's own language: left out; ru up, de down, hi not significant
+    assert "on the 3 languages" in multi2 and "significantly on ru;" in multi2 and "lowered it significantly on de;" in multi2
+    assert multi2.endswith("no significant difference on hi.")
+    assert "on the 2 languages" in multi3 and "raised io_lang_agreement significantly on none;" in multi3
+    assert "lowered it significantly on hi;" in multi3 and multi3.endswith("no significant difference on de.")
+    assert demo_results.verdict_lines(bundle, "io_lang_agreement", "mono", ["en"], None) == []
+
+
+def test_trained_languages_follow_the_mixing_rule():
+    trained = demo_results.trained_languages("demo")
+    assert trained is not None and trained["mono"] == ["en"]
+    assert trained["multi2"] == ["en", "es"] and trained["multi3"] == ["en", "es", "ru"]
