@@ -82,7 +82,7 @@ def test_demo_stage_parameters_validate(params):
 
 
 def test_demo_judge_endpoint_enforces_the_verdict_schema(params):
-    """The demo's judge: in-process vLLM (the only backend here that can enforce a schema), seed 0, a fixed sample."""
+    """The demo's judge: in-process transformers, fp32, the schema enforced by xgrammar, seed 0, a fixed sample."""
     from polyglot_kedro.llm.client import LLMEndpointConfig
 
     judging = JudgingParams.model_validate(params["judging"])
@@ -95,7 +95,7 @@ def test_demo_judge_endpoint_enforces_the_verdict_schema(params):
     endpoint = {**params["llm_endpoints"][judging.chat.endpoint],
                 **{k: v for k, v in judging.chat.request.model_dump().items() if v is not None}}  # fmt: skip
     cfg = LLMEndpointConfig.model_validate(endpoint)  # refuses a schema the backend cannot enforce
-    assert (cfg.backend, cfg.inprocess_engine, cfg.inprocess_dtype) == ("inprocess", "vllm", "bfloat16")
+    assert (cfg.backend, cfg.inprocess_engine, cfg.inprocess_dtype) == ("inprocess", "transformers", "float32")
     schema = cfg.json_schema
     assert schema["required"] == ["reasoning", "score"]
     assert schema["properties"]["score"]["enum"] == [1, 2, 3, 4, 5, 6]
