@@ -208,8 +208,9 @@ class TransformersEngine(Engine):
                 chunks = [order[start : start + bs] for start in range(0, len(order), bs)]
             for chunk in chunks:
                 ids = [f.ids for _, _, f in chunk]
-                gens = self._decode_pooled(ids, spec, batch_seed(seed, b)) if self.pool_jobs else None
-                if gens is None:
+                if self.pool_jobs:
+                    gens = self._decode_pooled(ids, spec, batch_seed(seed, b))
+                else:
                     set_seed(batch_seed(seed, b))
                     gens = self._generate_batch(ids, spec)
                 b += 1
