@@ -325,19 +325,60 @@ def compile_json_grammar(tokenizer: Any, model: Any, schema: str) -> Any:
         raise ValueError(f"json_schema cannot be enforced (xgrammar): {str(exc).strip()}; schema: {schema}") from exc
 
 
+# transformers' GenerationConfig default top-k (configuration_utils._get_default_generation_params),
+# which the in-process backend sampled with when it called generate(do_sample=True) per request.
+TRANSFORMERS_DEFAULT_TOP_K = 50
+
+
+class RowSampler:
+    """Sample each row's next token from that row's own seeded generator (a transformers logits processor).
+
+    ``generate(do_sample=False)`` then takes the one token left: a row's draws
+    depend on its seed and its own logits only, never on the other rows of the
+    batch. The warpers and the draw are transformers' own (temperature, top-k,
+    top-p, then ``multinomial`` over the softmax), so one row seeded with ``s``
+    samples what ``torch.manual_seed(s); generate(do_sample=True)`` samples.
+    """
+
+    def __init__(self, warpers: list[Any], generators: list[Any]):
+        self.warpers = warpers
+        self.generators = generators
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        chosen = torch.full_like(scores, float("-inf"))
+        for i, generator in enumerate(self.generators):
+            row = scores[i : i + 1]
+            for warp in self.warpers:
+                row = warp(input_ids[i : i + 1], row)
+            probs = torch.nn.functional.softmax(row, dim=-1)
+            token = torch.multinomial(probs, num_samples=1, generator=generator)
+            chosen[i, int(token)] = 0.0
+        return chosen
+
+
 class InProcessBackend(_LocalModelBackend):
     """A transformers causal LM loaded from a folder, generating in this process.
 
-    Generation is serialised with a lock (one model, one forward at a time);
-    the tokenizer and model are loaded once, lazily. ``json_schema`` /
-    ``json_mode`` are enforced while decoding by xgrammar's transformers
-    logits processor (:func:`compile_json_grammar`), as vLLM's structured
-    outputs enforce them in the vLLM backend: the reply is a JSON object
-    following the schema unless ``max_tokens`` ends it first.
+    Requests are answered in batches of ``batch_size`` rows of equal budget and
+    similar length (left-padded, one ``generate()`` per batch; ``complete_many``),
+    serialised with a lock (one model, one forward at a time); the tokenizer and
+    model are loaded once, lazily. Each row samples from its own generator
+    seeded with the request's seed (:class:`RowSampler`), so an answer does not
+    depend on which requests shared its batch, and greedy rows are plain
+    argmax. ``json_schema`` / ``json_mode`` are enforced while decoding by
+    xgrammar's transformers logits processor (:func:`compile_json_grammar`), as
+    vLLM's structured outputs enforce them in the vLLM backend: the reply is a
+    JSON object following the schema unless ``max_tokens`` ends it first.
     """
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, *, batch_size: int = 16, **kwargs: Any):
+        """See :class:`_LocalModelBackend`; ``batch_size``: rows per ``generate()`` call."""
         super().__init__(**kwargs)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
         self._grammar: Any = None  # compiled once, on first use
@@ -359,55 +400,140 @@ class InProcessBackend(_LocalModelBackend):
         return self._loaded
 
     def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
-        """Generate one reply (greedy when temperature is 0).
+        """Generate one reply (greedy when temperature is 0): a batch of one.
 
         Raises:
             FatalError: model folder unloadable, or the prompt leaves less than
                 ``max_tokens`` of the context (overflow ``fail``; with ``reduce``,
                 only when no token is left).
         """
-        import torch
+        (outcome,) = self.complete_many([messages], seed=seed)
+        if isinstance(outcome, BackendError):
+            raise outcome
+        return outcome
+
+    def complete_many(
+        self, batch: list[list[dict]], *, seed: int | None, on_result: ResultCallback | None = None
+    ) -> list[Completion | BackendError]:
+        """Generate one reply per conversation, in order; per-item errors are returned, not raised.
+
+        Args:
+            batch: the conversations.
+            seed: every row's sampling seed (None: the global torch generator).
+            on_result: called with ``(index, outcome)`` as each generate() batch finishes.
+
+        Returns:
+            One ``Completion`` or ``FatalError`` (the prompt does not fit) per conversation.
+
+        Raises:
+            FatalError: the model folder cannot be loaded (every item fails alike).
+        """
+        from tqdm.auto import tqdm
 
         from polyglot_kedro.engines.base import fit_prompt
 
         with self._lock:
             tokenizer, model = self._load()
-            prompt = messages_to_guanaco(messages)
-            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
-            n_prompt = int(ids["input_ids"].shape[1])
             context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
-            asked = max_new = int(self._sampling["max_tokens"])
-            if context:
-                fit = fit_prompt(ids["input_ids"][0].tolist(), context, asked, self.overflow)
-                if fit.error:
-                    raise FatalError(fit.error)
-                max_new = fit.max_new_tokens
-            temperature = float(self._sampling["temperature"])
-            gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": temperature > 0}
-            if temperature > 0:
-                gen_kwargs.update(temperature=temperature, top_p=float(self._sampling["top_p"]))
-                if seed is not None:
-                    torch.manual_seed(seed)
-            schema = json_constraint(self._sampling)
-            if schema is not None:
-                from xgrammar.contrib.hf import LogitsProcessor
+            asked = int(self._sampling["max_tokens"])
+            outcomes: list[Completion | BackendError | None] = [None] * len(batch)
+            rows: list[tuple[int, list[int], int]] = []  # (index, prompt ids, max new tokens)
+            for i, messages in enumerate(batch):
+                ids = tokenizer(messages_to_guanaco(messages), add_special_tokens=True)["input_ids"]
+                max_new = asked
+                if context:
+                    fit = fit_prompt(list(ids), context, asked, self.overflow)
+                    if fit.error:
+                        outcomes[i] = FatalError(fit.error)
+                        if on_result is not None:
+                            on_result(i, outcomes[i])
+                        continue
+                    max_new = fit.max_new_tokens
+                rows.append((i, list(ids), max_new))
+            # Equal budgets together (a padded batch never outgrows a row's context), similar lengths together.
+            rows.sort(key=lambda r: (r[2], len(r[1])))
+            chunks = [rows[k : k + self.batch_size] for k in range(0, len(rows), self.batch_size)]
+            chunks = [part for c in chunks for part in _split_by_budget(c)]
+            with tqdm(total=len(rows), desc=f"in-process {self.model}", unit="req", disable=None) as bar:
+                for chunk in chunks:
+                    for i, outcome in zip([r[0] for r in chunk], self._generate(tokenizer, model, chunk, seed, asked)):
+                        outcomes[i] = outcome
+                        if on_result is not None:
+                            on_result(i, outcome)
+                    bar.update(len(chunk))
+            return outcomes  # type: ignore[return-value]
 
-                if self._grammar is None:
-                    self._grammar = compile_json_grammar(tokenizer, model, schema)
-                # xgrammar's processor holds one matcher state: a new one per generate().
-                gen_kwargs["logits_processor"] = [LogitsProcessor(self._grammar)]
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            with torch.no_grad():
-                out = model.generate(**ids, pad_token_id=pad, **gen_kwargs)
-            new_tokens = out[0, n_prompt:]
-            text = tokenizer.decode(new_tokens, skip_special_tokens=True)
-            return Completion(
-                text=reply_text(text),
-                prompt_tokens=n_prompt,
-                completion_tokens=int(new_tokens.shape[0]),
+    def _generate(self, tokenizer: Any, model: Any, chunk: list[tuple[int, list[int], int]], seed: int | None,
+                  asked: int) -> list[Completion]:  # fmt: skip
+        """One left-padded ``generate()`` over rows of one budget; a completion per row, in order."""
+        import torch
+        from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+        max_new = chunk[0][2]
+        width = max(len(ids) for _, ids, _ in chunk)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        input_ids = torch.full((len(chunk), width), int(pad), dtype=torch.long)
+        attention = torch.zeros((len(chunk), width), dtype=torch.long)
+        for r, (_, ids, _) in enumerate(chunk):
+            input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[r, width - len(ids) :] = 1
+        processors: list[Any] = []
+        schema = json_constraint(self._sampling)
+        if schema is not None:
+            from xgrammar.contrib.hf import LogitsProcessor
+
+            if self._grammar is None:
+                self._grammar = compile_json_grammar(tokenizer, model, schema)
+            # xgrammar's processor holds one matcher per row: a new one per generate().
+            processors.append(LogitsProcessor(self._grammar))
+        temperature = float(self._sampling["temperature"])
+        if temperature > 0:
+            warpers: list[Any] = []
+            if temperature != 1.0:
+                warpers.append(TemperatureLogitsWarper(temperature))
+            top_k = getattr(model.generation_config, "top_k", None)
+            if top_k is None:  # what generate(do_sample=True) applies when neither model nor caller sets it
+                top_k = TRANSFORMERS_DEFAULT_TOP_K
+            if top_k:
+                warpers.append(TopKLogitsWarper(top_k=int(top_k)))
+            top_p = float(self._sampling["top_p"])
+            if top_p < 1.0:
+                warpers.append(TopPLogitsWarper(top_p=top_p))
+            generators = [torch.Generator().manual_seed(seed) if seed is not None else None for _ in chunk]
+            processors.append(RowSampler(warpers, generators))
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new, do_sample=False,
+                pad_token_id=pad, logits_processor=processors or None, temperature=None, top_p=None, top_k=None,
+            )  # fmt: skip
+        eos = getattr(model.generation_config, "eos_token_id", None)
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        stops = {int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos]) if t is not None}
+        completions = []
+        for r, (_, ids, row_max) in enumerate(chunk):
+            new = out[r, width:].tolist()
+            end = next((j + 1 for j, t in enumerate(new) if t in stops), len(new))
+            new = new[:end]
+            completions.append(Completion(
+                text=reply_text(tokenizer.decode(new, skip_special_tokens=True)),
+                prompt_tokens=len(ids),
+                completion_tokens=len(new),
                 model=self.model,
-                max_tokens=None if max_new == asked else max_new,
-            )
+                max_tokens=None if row_max == asked else row_max,
+            ))  # fmt: skip
+        return completions
+
+
+def _split_by_budget(chunk: list[tuple[int, list[int], int]]) -> list[list[tuple[int, list[int], int]]]:
+    """``chunk`` cut where the completion budget changes (rows arrive sorted by budget)."""
+    parts: list[list[tuple[int, list[int], int]]] = []
+    for row in chunk:
+        if parts and parts[-1][-1][2] == row[2]:
+            parts[-1].append(row)
+        else:
+            parts.append([row])
+    return parts
 
 
 class VLLMBatchBackend(_LocalModelBackend):

@@ -91,6 +91,9 @@ class LLMEndpointConfig(StrictModel):
     inprocess_engine: Literal["transformers", "vllm"] = "transformers"
     # inprocess only: the dtype the model is loaded in (auto = the folder's).
     inprocess_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    # inprocess transformers only: requests per generate() call (left-padded;
+    # each row samples from its own seeded generator, so not part of the cache key).
+    inprocess_batch_size: int = Field(16, ge=1)
     model: str
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
@@ -502,10 +505,12 @@ def build_client(
     if config.backend == "inprocess":
         if not inprocess_model_path:
             raise ValueError(f"endpoint {config.model!r}: backend 'inprocess' needs a model folder (inprocess_model_path)")
-        backend_cls = VLLMBatchBackend if config.inprocess_engine == "vllm" else InProcessBackend
-        backend = backend_cls(
-            model_path=inprocess_model_path, label=config.model, sampling=config.sampling(), dtype=config.inprocess_dtype
-        )
+        common = {"model_path": inprocess_model_path, "label": config.model, "sampling": config.sampling(),
+                  "dtype": config.inprocess_dtype}  # fmt: skip
+        if config.inprocess_engine == "vllm":
+            backend: Any = VLLMBatchBackend(**common)
+        else:
+            backend = InProcessBackend(batch_size=config.inprocess_batch_size, **common)
         client = LLMClient(config, backend, stage=stage)
         # The label alone would let another model under the same label reuse
         # this one's answers (e.g. after --params model=...): key on content.
