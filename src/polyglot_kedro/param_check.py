@@ -220,5 +220,13 @@ def _endpoint_references(params: dict[str, Any], built: dict[str, Any]) -> list[
                 refs.append(("judging.chat.translator_endpoint", chat.translator_endpoint))
             if chat.judge_noise.enabled and chat.judge_noise.second.endpoint:
                 refs.append(("judging.chat.judge_noise.second.endpoint", chat.judge_noise.second.endpoint))
-    return [f"params:{where}: {name!r} is not an endpoint of params:llm_endpoints; valid: {sorted(endpoints)}"
-            for where, name in refs if name not in endpoints]  # fmt: skip
+    problems = [f"params:{where}: {name!r} is not an endpoint of params:llm_endpoints; valid: {sorted(endpoints)}"
+                for where, name in refs if name not in endpoints]  # fmt: skip
+    translation = built.get("translation")
+    endpoint = (built.get("llm_endpoints") or {}).get(translation.endpoint) if translation else None
+    if translation is not None and translation.constrain_roles and endpoint is not None and not endpoint.supports_regex:
+        problems.append(
+            f"params:translation.constrain_roles: endpoint {translation.endpoint!r} cannot enforce a regex while "
+            "decoding; it needs backend 'inprocess', inprocess_engine 'transformers' and no json_mode/json_schema"
+        )
+    return problems

@@ -312,15 +312,8 @@ def compile_json_grammar(tokenizer: Any, model: Any, schema: str) -> Any:
     """
     import xgrammar as xgr
 
-    # The ids generate() stops on are the ones the grammar allows once the object closes.
-    eos = getattr(model.generation_config, "eos_token_id", None)
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    stops = [int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos]) if t is not None]
-    # The logits have the model's vocabulary size, which may exceed the tokenizer's (padding rows).
-    info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=int(model.config.vocab_size), stop_token_ids=stops or None)
     try:
-        return xgr.GrammarCompiler(info).compile_json_schema(schema, any_whitespace=False, separators=(",", ":"))
+        return xgr.GrammarCompiler(_tokenizer_info(tokenizer, model)).compile_json_schema(schema, any_whitespace=False, separators=(",", ":"))
     except RuntimeError as exc:
         raise ValueError(f"json_schema cannot be enforced (xgrammar): {str(exc).strip()}; schema: {schema}") from exc
 
@@ -328,6 +321,32 @@ def compile_json_grammar(tokenizer: Any, model: Any, schema: str) -> Any:
 # transformers' GenerationConfig default top-k (configuration_utils._get_default_generation_params),
 # which the in-process backend sampled with when it called generate(do_sample=True) per request.
 TRANSFORMERS_DEFAULT_TOP_K = 50
+
+
+def _tokenizer_info(tokenizer: Any, model: Any) -> Any:
+    """xgrammar's view of the vocabulary: the model's size (padding rows included) and its stop ids."""
+    import xgrammar as xgr
+
+    # The ids generate() stops on are the ones a grammar allows once it is complete.
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    stops = [int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos]) if t is not None]
+    return xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=int(model.config.vocab_size), stop_token_ids=stops or None)
+
+
+def compile_regex_grammar(tokenizer: Any, model: Any, regex: str) -> Any:
+    """``regex`` compiled by xgrammar for this tokenizer and model: the whole reply must match it.
+
+    Raises:
+        ValueError: a regex xgrammar cannot compile (named in the message).
+    """
+    import xgrammar as xgr
+
+    try:
+        return xgr.GrammarCompiler(_tokenizer_info(tokenizer, model)).compile_regex(regex)
+    except RuntimeError as exc:
+        raise ValueError(f"regex cannot be enforced (xgrammar): {str(exc).strip()}; regex: {regex}") from exc
 
 
 class RowSampler:
@@ -382,6 +401,7 @@ class InProcessBackend(_LocalModelBackend):
         self._lock = threading.Lock()
         self._loaded: tuple[Any, Any] | None = None
         self._grammar: Any = None  # compiled once, on first use
+        self._regex_grammars: dict[str, Any] = {}  # per regex, compiled on first use
 
     def __repr__(self) -> str:
         return f"InProcessBackend(model={self.model!r}, path={self.model_path!r})"
@@ -399,7 +419,7 @@ class InProcessBackend(_LocalModelBackend):
             self._loaded = (tokenizer, model)
         return self._loaded
 
-    def complete(self, messages: list[dict], *, seed: int | None) -> Completion:
+    def complete(self, messages: list[dict], *, seed: int | None, regex: str | None = None) -> Completion:
         """Generate one reply (greedy when temperature is 0): a batch of one.
 
         Raises:
@@ -407,20 +427,23 @@ class InProcessBackend(_LocalModelBackend):
                 ``max_tokens`` of the context (overflow ``fail``; with ``reduce``,
                 only when no token is left).
         """
-        (outcome,) = self.complete_many([messages], seed=seed)
+        (outcome,) = self.complete_many([messages], seed=seed, regexes=[regex])
         if isinstance(outcome, BackendError):
             raise outcome
         return outcome
 
     def complete_many(
-        self, batch: list[list[dict]], *, seed: int | None, on_result: ResultCallback | None = None
-    ) -> list[Completion | BackendError]:
+        self, batch: list[list[dict]], *, seed: int | None, on_result: ResultCallback | None = None,
+        regexes: list[str | None] | None = None,
+    ) -> list[Completion | BackendError]:  # fmt: skip
         """Generate one reply per conversation, in order; per-item errors are returned, not raised.
 
         Args:
             batch: the conversations.
             seed: every row's sampling seed (None: the global torch generator).
             on_result: called with ``(index, outcome)`` as each generate() batch finishes.
+            regexes: per conversation, a regular expression its whole reply must
+                match (xgrammar, while decoding), or None; not with ``json_schema``/``json_mode``.
 
         Returns:
             One ``Completion`` or ``FatalError`` (the prompt does not fit) per conversation.
@@ -432,12 +455,17 @@ class InProcessBackend(_LocalModelBackend):
 
         from polyglot_kedro.engines.base import fit_prompt
 
+        regexes = list(regexes) if regexes is not None else [None] * len(batch)
+        if len(regexes) != len(batch):
+            raise ValueError(f"regexes: {len(regexes)} for {len(batch)} conversations")
+        if any(r is not None for r in regexes) and json_constraint(self._sampling) is not None:
+            raise ValueError(f"{self.model}: a regex constraint cannot be combined with json_schema/json_mode")
         with self._lock:
             tokenizer, model = self._load()
             context = int(getattr(model.config, "max_position_embeddings", 0) or 0)
             asked = int(self._sampling["max_tokens"])
             outcomes: list[Completion | BackendError | None] = [None] * len(batch)
-            rows: list[tuple[int, list[int], int]] = []  # (index, prompt ids, max new tokens)
+            rows: list[_Row] = []
             for i, messages in enumerate(batch):
                 ids = tokenizer(messages_to_guanaco(messages), add_special_tokens=True)["input_ids"]
                 max_new = asked
@@ -449,43 +477,50 @@ class InProcessBackend(_LocalModelBackend):
                             on_result(i, outcomes[i])
                         continue
                     max_new = fit.max_new_tokens
-                rows.append((i, list(ids), max_new))
-            # Equal budgets together (a padded batch never outgrows a row's context), similar lengths together.
-            rows.sort(key=lambda r: (r[2], len(r[1])))
+                rows.append(_Row(i, list(ids), max_new, regexes[i]))
+            # Equal budgets together (a padded batch never outgrows a row's context), constrained
+            # rows together, similar lengths together.
+            rows.sort(key=lambda r: (r.max_new, r.regex is None, len(r.ids)))
             chunks = [rows[k : k + self.batch_size] for k in range(0, len(rows), self.batch_size)]
             chunks = [part for c in chunks for part in _split_by_budget(c)]
             with tqdm(total=len(rows), desc=f"in-process {self.model}", unit="req", disable=None) as bar:
                 for chunk in chunks:
-                    for i, outcome in zip([r[0] for r in chunk], self._generate(tokenizer, model, chunk, seed, asked)):
+                    for i, outcome in zip([r.index for r in chunk], self._generate(tokenizer, model, chunk, seed, asked)):
                         outcomes[i] = outcome
                         if on_result is not None:
                             on_result(i, outcome)
                     bar.update(len(chunk))
             return outcomes  # type: ignore[return-value]
 
-    def _generate(self, tokenizer: Any, model: Any, chunk: list[tuple[int, list[int], int]], seed: int | None,
-                  asked: int) -> list[Completion]:  # fmt: skip
-        """One left-padded ``generate()`` over rows of one budget; a completion per row, in order."""
+    def _generate(self, tokenizer: Any, model: Any, chunk: list[_Row], seed: int | None, asked: int) -> list[Completion]:
+        """One left-padded ``generate()`` over rows of one budget and one kind of constraint; a completion per row."""
         import torch
         from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-        max_new = chunk[0][2]
-        width = max(len(ids) for _, ids, _ in chunk)
+        max_new = chunk[0].max_new
+        width = max(len(row.ids) for row in chunk)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         input_ids = torch.full((len(chunk), width), int(pad), dtype=torch.long)
         attention = torch.zeros((len(chunk), width), dtype=torch.long)
-        for r, (_, ids, _) in enumerate(chunk):
-            input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[r, width - len(ids) :] = 1
+        for r, row in enumerate(chunk):
+            input_ids[r, width - len(row.ids) :] = torch.tensor(row.ids, dtype=torch.long)
+            attention[r, width - len(row.ids) :] = 1
         processors: list[Any] = []
         schema = json_constraint(self._sampling)
-        if schema is not None:
+        if schema is not None or chunk[0].regex is not None:
             from xgrammar.contrib.hf import LogitsProcessor
 
-            if self._grammar is None:
-                self._grammar = compile_json_grammar(tokenizer, model, schema)
+            if chunk[0].regex is not None:  # one grammar per row
+                for row in chunk:
+                    if row.regex not in self._regex_grammars:
+                        self._regex_grammars[row.regex] = compile_regex_grammar(tokenizer, model, row.regex)
+                grammar: Any = [self._regex_grammars[row.regex] for row in chunk]
+            else:
+                if self._grammar is None:
+                    self._grammar = compile_json_grammar(tokenizer, model, schema)
+                grammar = self._grammar
             # xgrammar's processor holds one matcher per row: a new one per generate().
-            processors.append(LogitsProcessor(self._grammar))
+            processors.append(LogitsProcessor(grammar))
         temperature = float(self._sampling["temperature"])
         if temperature > 0:
             warpers: list[Any] = []
@@ -511,25 +546,36 @@ class InProcessBackend(_LocalModelBackend):
             eos = tokenizer.eos_token_id
         stops = {int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos]) if t is not None}
         completions = []
-        for r, (_, ids, row_max) in enumerate(chunk):
+        for r, row in enumerate(chunk):
             new = out[r, width:].tolist()
             end = next((j + 1 for j, t in enumerate(new) if t in stops), len(new))
             new = new[:end]
             completions.append(Completion(
                 text=reply_text(tokenizer.decode(new, skip_special_tokens=True)),
-                prompt_tokens=len(ids),
+                prompt_tokens=len(row.ids),
                 completion_tokens=len(new),
                 model=self.model,
-                max_tokens=None if row_max == asked else row_max,
+                max_tokens=None if row.max_new == asked else row.max_new,
             ))  # fmt: skip
         return completions
 
 
-def _split_by_budget(chunk: list[tuple[int, list[int], int]]) -> list[list[tuple[int, list[int], int]]]:
-    """``chunk`` cut where the completion budget changes (rows arrive sorted by budget)."""
-    parts: list[list[tuple[int, list[int], int]]] = []
+@dataclass(frozen=True)
+class _Row:
+    """One request of an in-process batch: its index, prompt ids, completion budget, regex constraint."""
+
+    index: int
+    ids: list[int]
+    max_new: int
+    regex: str | None
+
+
+def _split_by_budget(chunk: list[_Row]) -> list[list[_Row]]:
+    """``chunk`` cut where the completion budget or the kind of constraint changes (rows arrive sorted so)."""
+    parts: list[list[_Row]] = []
     for row in chunk:
-        if parts and parts[-1][-1][2] == row[2]:
+        last = parts[-1][-1] if parts else None
+        if last is not None and (last.max_new, last.regex is None) == (row.max_new, row.regex is None):
             parts[-1].append(row)
         else:
             parts.append([row])

@@ -118,6 +118,13 @@ class LLMEndpointConfig(StrictModel):
     price_per_1k_completion_tokens: float = Field(0.0, ge=0)
     cache_dir: str = "data/02_intermediate/llm_cache"
 
+    @property
+    def supports_regex(self) -> bool:
+        """Whether requests may carry a ``regex`` (xgrammar in the in-process transformers backend)."""
+        return self.backend == "inprocess" and self.inprocess_engine == "transformers" and not (
+            self.json_mode or self.json_schema
+        )
+
     def sampling(self) -> dict[str, Any]:
         """The parameters that change a completion (part of the cache key)."""
         return {
@@ -160,11 +167,15 @@ class ChatRequest:
 
     ``attempt`` > 0 asks again deliberately (e.g. a translation that failed
     validation): it enters the cache key, and the seed is shifted by it.
+    ``regex``: a regular expression the whole reply must match, enforced while
+    decoding (in-process transformers backend only, :attr:`LLMEndpointConfig.supports_regex`);
+    it enters the cache key.
     """
 
     key: str
     messages: list[dict]
     attempt: int = 0
+    regex: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,6 +321,8 @@ class LLMClient:
         sampling = self.config.sampling()
         if request.attempt:
             sampling["attempt"] = request.attempt
+        if request.regex is not None:
+            sampling["regex"] = request.regex
         return cache_key(self.cache_model_id, request.messages, sampling)
 
     def run(self, requests: list[ChatRequest], desc: str = "") -> list[ChatResult]:
@@ -325,6 +338,12 @@ class LLMClient:
         Returns:
             One result per request, in the order of ``requests``.
         """
+        constrained = [r.key for r in requests if r.regex is not None]
+        if constrained and not self.config.supports_regex:
+            raise ValueError(
+                f"endpoint {self.config.model!r} ({self.stage}): request {constrained[0]!r} carries a regex constraint, "
+                "which only backend 'inprocess' with inprocess_engine 'transformers' and no json_mode/json_schema enforces"
+            )
         keys = [self.cache_key(r) for r in requests]
         hits = self.cache.get_many(keys)
         todo: dict[str, ChatRequest] = {}
@@ -417,7 +436,8 @@ class LLMClient:
         c = self.config
         seed = None if c.seed is None else c.seed + request.attempt
         try:
-            completion = self._backend.complete(request.messages, seed=seed)
+            extra = {"regex": request.regex} if request.regex is not None else {}
+            completion = self._backend.complete(request.messages, seed=seed, **extra)
         except BackendError as exc:
             error, attempts = redact(exc.message, self._secret), exc.attempts
         except per_item_errors() as exc:  # escaped the backend unclassified; the SDK already retried it
@@ -453,7 +473,10 @@ class LLMClient:
                     self.cache.put(items[i][0], CachedCompletion(outcome.text, outcome.prompt_tokens, outcome.completion_tokens, outcome.model))
 
             try:
-                outcomes = self._backend.complete_many([r.messages for _, r in items], seed=seed, on_result=cache_item)
+                regexes = [r.regex for _, r in items]
+                extra = {"regexes": regexes} if any(x is not None for x in regexes) else {}
+                outcomes = self._backend.complete_many([r.messages for _, r in items], seed=seed, on_result=cache_item,
+                                                       **extra)  # fmt: skip
             except BackendError as exc:
                 outcomes = [exc] * len(items)
             except Exception as exc:  # a dead engine or a bug: abort; earlier batches are cached

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from polyglot_kedro.config import StrictModel
 from polyglot_kedro.contracts import SOURCE_ERROR, require_columns
@@ -57,6 +57,20 @@ class TranslationParams(StrictModel):
     language_names: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_LANGUAGE_NAMES))
     endpoint: str = "translator"  # key of params:llm_endpoints
     max_invalid_retries: int = Field(1, ge=0)  # re-asks for a conversation whose role tokens broke
+    # Guanaco translations: decode each reply under a regex of its source's role-token
+    # sequence (<S1>/<S2> in order, each turn non-empty), so a weak translator cannot
+    # drop, repeat or reorder them. Needs an in-process transformers endpoint (xgrammar);
+    # off in the paper (GPT-3.5 was asked, and broken replies were rejected).
+    constrain_roles: bool = False
+    # With constrain_roles: the most characters (or "<"+char pairs) a translated turn
+    # may hold; null = unbounded. A cap lets a random model close every turn within max_tokens.
+    max_turn_chars: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _cap_needs_constraint(self) -> "TranslationParams":
+        if self.max_turn_chars is not None and not self.constrain_roles:
+            raise ValueError("translation.max_turn_chars applies only with translation.constrain_roles: true")
+        return self
 
     def language_name(self, lang: str) -> str:
         if lang not in self.language_names:
@@ -248,6 +262,31 @@ class RoleTokenError(ValueError):
         self.reason = reason
 
 
+# Inside a turn: any character but "<", or "<" not followed by "S" (so no role token).
+_TURN_UNIT = r"(?:[^<]|<[^S<])"
+_TURN_FIRST = r"(?:[^<\s]|<[^S<])"  # a turn starts with something other than blank
+
+
+def role_token_regex(masked_source: str, max_turn_chars: int | None = None) -> str:
+    """The regex a translation of ``masked_source`` must match: its role tokens in order, each turn non-empty.
+
+    Args:
+        masked_source: the source after ``mask_roles`` (``<S1>``/``<S2>`` tokens).
+        max_turn_chars: the most units a turn may hold (None: unbounded).
+
+    Returns:
+        A regular expression for xgrammar (no text before the first token).
+
+    Raises:
+        ValueError: the source has no role token.
+    """
+    tokens = [f"<S{m.group(1)}>" for m in _ROLE_TOKEN.finditer(masked_source)]
+    if not tokens:
+        raise ValueError("role_token_regex: the source has no <S1>/<S2> role token")
+    rest = "*" if max_turn_chars is None else f"{{0,{max_turn_chars - 1}}}"
+    return "".join(re.escape(tok) + " ?" + _TURN_FIRST + _TURN_UNIT + rest for tok in tokens)
+
+
 def restore_roles(masked_source: str, translated: str) -> str:
     """Check the role tokens of ``translated`` against the source and restore Guanaco markers.
 
@@ -327,14 +366,15 @@ def translate_guanaco(
             rejected.append({"id": tid, "lang": lang, "reason": f"source not Guanaco format: {exc.reason}", "raw": row.text})
             continue
         masked = mask_roles(row.text)
-        pending.append({"id": tid, "source_id": sid, "lang": lang, "masked": masked,
+        regex = role_token_regex(masked, params.max_turn_chars) if params.constrain_roles else None
+        pending.append({"id": tid, "source_id": sid, "lang": lang, "masked": masked, "regex": regex,
                         "messages": _messages(template, masked, params.language_name(lang))})  # fmt: skip
     accepted: list[dict] = []
     for attempt in range(params.max_invalid_retries + 1):
         if not pending:
             break
         results: list[ChatResult] = client.run(
-            [ChatRequest(p["id"], p["messages"], attempt=attempt) for p in pending],
+            [ChatRequest(p["id"], p["messages"], attempt=attempt, regex=p["regex"]) for p in pending],
             desc=f"translate guanaco (attempt {attempt + 1})",
         )
         retry = []
