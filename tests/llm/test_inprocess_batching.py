@@ -10,7 +10,8 @@ import torch
 from llm_server import make_tiny_causal_lm
 
 from polyglot_kedro.llm import ChatRequest, build_client
-from polyglot_kedro.llm.backends import Completion, FatalError, InProcessBackend, messages_to_guanaco, reply_text
+from polyglot_kedro.llm.backends import Completion, FatalError
+from polyglot_kedro.llm.local import InProcessBackend, messages_to_guanaco, reply_text
 
 VERDICT = {"type": "object", "additionalProperties": False, "required": ["reasoning", "score"],
            "properties": {"reasoning": {"type": "string", "maxLength": 12},

@@ -6,7 +6,7 @@ import pytest
 from llm_server import make_tiny_causal_lm
 
 from polyglot_kedro.llm import ChatRequest, build_client
-from polyglot_kedro.llm.backends import messages_to_guanaco, reply_text
+from polyglot_kedro.llm.local import messages_to_guanaco, reply_text
 
 
 def test_messages_to_guanaco_puts_system_into_first_human_turn():
@@ -65,7 +65,8 @@ def _prompt_leaving(folder, room: int) -> str:
 
 def test_inprocess_prompt_short_of_max_tokens_fails_or_gets_a_recorded_smaller_budget(tmp_path):
     """No silent truncation: a prompt that fits the context but leaves < max_tokens is not quietly shortchanged."""
-    from polyglot_kedro.llm.backends import FatalError, InProcessBackend
+    from polyglot_kedro.llm.backends import FatalError
+    from polyglot_kedro.llm.local import InProcessBackend
 
     folder = make_tiny_causal_lm(tmp_path / "model")
     content = _prompt_leaving(folder, room=3)
@@ -87,7 +88,8 @@ def test_batch_backend_fails_short_prompts_and_hands_over_each_item(tmp_path, mo
     failure with the reason, and every finished item handed to ``on_result`` before the batch returns."""
     import polyglot_kedro.engines as engines
     from polyglot_kedro.engines.transformers_engine import TransformersEngine
-    from polyglot_kedro.llm.backends import Completion, FatalError, VLLMBatchBackend
+    from polyglot_kedro.llm.backends import Completion, FatalError
+    from polyglot_kedro.llm.local import VLLMBatchBackend
 
     folder = make_tiny_causal_lm(tmp_path / "model")
     monkeypatch.setattr(engines, "make_engine", lambda kind, path, **kw: TransformersEngine(

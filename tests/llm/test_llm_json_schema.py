@@ -10,7 +10,7 @@ from llm_server import make_tiny_causal_lm
 
 from polyglot_kedro.judge import parse_verdict
 from polyglot_kedro.llm import ChatRequest, build_client
-from polyglot_kedro.llm.backends import InProcessBackend
+from polyglot_kedro.llm.local import InProcessBackend
 
 # The rubric's verdict schema, as conf/base and conf/demo give it to the judge.
 VERDICT = {"type": "object", "additionalProperties": False, "required": ["reasoning", "score"],

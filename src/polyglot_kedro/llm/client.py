@@ -41,14 +41,9 @@ from pydantic import Field, model_validator
 from tqdm.auto import tqdm
 
 from polyglot_kedro.config import StrictModel
-from polyglot_kedro.llm.backends import (
-    BackendError,
-    Completion,
-    InProcessBackend,
-    OpenAIBackend,
-    VLLMBatchBackend,
-)
+from polyglot_kedro.llm.backends import BackendError, Completion, OpenAIBackend
 from polyglot_kedro.llm.cache import CachedCompletion, CompletionCache, cache_key
+from polyglot_kedro.llm.local import InProcessBackend, VLLMBatchBackend
 from polyglot_kedro.modeling import model_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -153,7 +148,7 @@ class LLMEndpointConfig(StrictModel):
     def _schema_needs_support(self) -> "LLMEndpointConfig":
         if self.json_schema and self.backend == "inprocess" and self.inprocess_engine == "transformers":
             # xgrammar enforces it there (vLLM picks its own backend): a schema it cannot compile fails at start-up.
-            from polyglot_kedro.llm.backends import check_json_schema
+            from polyglot_kedro.llm.local import check_json_schema
 
             check_json_schema(self.json_schema, f"endpoint {self.model!r}")
         if self.max_tokens is None and self.backend == "inprocess":
