@@ -5,7 +5,7 @@ We use the harness's own xnli prompt style -- three continuations
 log-likelihood -- but on local rows: for each language we write the rows as
 JSON lines plus a task YAML (``dataset_path: json``, ``dataset_kwargs:
 {data_files: {test: ABS_PATH}}``) into a work folder, and run
-``lm_eval.simple_evaluate`` with a ``TaskManager(include_path=...)`` over that
+lm-eval's ``evaluate`` with a ``TaskManager(include_path=...)`` over that
 folder only. The per-language words come from the installed harness's
 ``tasks/xnli/xnli_<lang>.yaml`` so they match it exactly. Per-item predictions
 come from ``log_samples``.
@@ -91,6 +91,7 @@ def write_xnli_task(rows: pd.DataFrame, lang: str, work_dir: str | Path) -> str:
         "dataset_kwargs": {"data_files": {"test": str(data)}},
         "test_split": "test",
         "output_type": "multiple_choice",
+        "num_fewshot": 0,
         "doc_to_text": "",
         "doc_to_target": "label",
         "doc_to_choice": lm_eval_xnli_choices(lang),
@@ -138,8 +139,8 @@ def run_xnli_loglik(
     Returns:
         One row per item, ``contracts.XNLI_ITEM_COLUMNS`` (labels as names).
     """
-    import lm_eval
     import torch
+    from lm_eval.evaluator import evaluate
     from lm_eval.tasks import TaskManager
 
     from polyglot_kedro.modeling import model_location
@@ -174,7 +175,10 @@ def run_xnli_loglik(
     names, out = label_names(), []
     for k, (task, lang) in enumerate(tasks.items(), 1):
         t0 = time.perf_counter()
-        results = lm_eval.simple_evaluate(model=lm, tasks=[task], log_samples=True, task_manager=task_manager)
+        # lm-eval's evaluate(), not simple_evaluate(): the latter also collects torch's
+        # environment report and the git hash on every call (~0.6 s a language here),
+        # which these rows do not keep. Zero-shot (the task file says so), no stderr bootstrap.
+        results = evaluate(lm=lm, task_dict=task_manager.load([task]), log_samples=True, bootstrap_iters=0)
         rows = []
         for s in results["samples"][task]:
             scores = [float(r[0]) for r in s["filtered_resps"]]
