@@ -227,6 +227,7 @@ def _endpoint_references(params: dict[str, Any], built: dict[str, Any]) -> list[
     if translation is not None and translation.constrain_roles and endpoint is not None and not endpoint.supports_regex:
         problems.append(
             f"params:translation.constrain_roles: endpoint {translation.endpoint!r} cannot enforce a regex while "
-            "decoding; it needs backend 'inprocess', inprocess_engine 'transformers' and no json_mode/json_schema"
+            "decoding; it needs backend 'inprocess', inprocess_engine 'transformers' and no json_mode/json_schema "
+            "(or set translation.constrain_roles: false and translation.max_turn_chars: null)"
         )
     return problems
