@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## The main job: the whole study on the embedded default data (CPU, offline).
+## Its wall time and load go to data/08_reporting/run_time.json (scripts/timed_run.py).
 run: setup
-	$(VENV)/bin/kedro run
+	$(PY) scripts/timed_run.py data/08_reporting/run_time.json -- $(VENV)/bin/kedro run
 
 ## The test suite CI runs (no GPU, no long runs).
 test: setup

@@ -43,3 +43,25 @@ def test_fig2_is_drawn_with_values_and_the_report_says_they_are_noise(default_ru
     assert "Fig. 2" in html and "Fig. 2 (Chat helpfulness (LLM judge)) skipped" not in html
     # the registry's note on the random-weight model, shown in the report's header
     assert "tiny_llama: Random-weight Llama for tests and the demo; its outputs are noise." in html
+
+
+def test_every_figure_is_drawn_on_the_first_run_with_the_mt_pair_and_two_sizes(default_run):
+    """Figs. 1-8 all drawn by the embedded default: Fig. 6 pairs multi2 with mt_multi2, Fig. 7 two model sizes."""
+    reporting = default_run / "data" / "08_reporting"
+    numbers = pd.read_csv(_latest(reporting / "figure_numbers.csv"))
+    drawn = set(numbers["figure"])
+    want = {"fig1_io_lang_agreement", "fig2_helpfulness", "fig3_xquad", "fig4_xcsqa", "fig5_xnli",
+            "fig6_native_vs_mt", "fig7_model_size"}  # fmt: skip
+    assert want <= drawn, f"no numbers for: {sorted(want - drawn)}"
+    pngs = {f.stem for f in (reporting / "figures").rglob("*.png")}
+    assert want | {"fig8_dose_response"} <= pngs, sorted(pngs)  # Fig. 8's numbers are the dose-response table
+    fig6 = numbers[numbers["figure"] == "fig6_native_vs_mt"]
+    assert {"multi2", "mt_multi2"} <= set(fig6["mix"]) and (fig6["n"] > 0).all()
+    html = _latest(reporting / "report.html").read_text()
+    assert "Native vs machine-translated non-English training examples" in html and "fig6_native_vs_mt.png" in html
+    assert not any(f"Fig. {i} (" in html and ") skipped:" in html.split(f"Fig. {i} (", 1)[1][:200] for i in range(1, 9))
+    # mt_multi2's Spanish rows are the random translator's, kept whole by the role-token constraint
+    primary = default_run / "data" / "03_primary"
+    rejected = pd.read_parquet(primary / "translation_rejected.parquet")
+    assert rejected.empty, rejected.to_dict("records")
+    assert len(pd.read_parquet(primary / "guanaco_translations" / "es.parquet")) > 0
