@@ -137,6 +137,9 @@ def main() -> None:
         if failed:
             raise SystemExit(f"grid jobs did not all complete: {failed}; logs in {root / 'logs'}")
 
+        # Same seeds, same numbers: the grid's report aggregates against the sequential run's.
+        equal, equal_note = _same_aggregates(seq, grid, man["run_id"])
+        print(f"aggregates: {equal_note}")
         tasks, makespan, overheads, delays = grid_timings(root, man, t_submit)
         speedup = seq_wall / makespan
         n_tasks = len(tasks)
@@ -156,11 +159,12 @@ def main() -> None:
                    note=f"min {min(overheads):.1f}, max {max(overheads):.1f}: process start, imports, session, catalog"),
             figure(bench, "queueing delay after dependencies, median", round(statistics.median(delays), 1), "s",
                    note=f"max {max(delays):.1f}"),
+            figure(bench, "grid aggregates equal to the sequential run's", int(equal), "bool", note=equal_note),
         ]  # fmt: skip
         if args.json:
             payload = {"sequential_s": seq_wall, "makespan_s": makespan, "submit_s": submit_s, "loadavg_1min": load,
-                       "run_id": man["run_id"], "mixes": mixes,
-                       "tasks": tasks}
+                       "run_id": man["run_id"], "mixes": mixes, "aggregates_equal": equal,
+                       "aggregates_note": equal_note, "tasks": tasks}
             args.json.write_text(json.dumps(with_figures(payload, figs), indent=2))
     finally:
         if not args.keep:
@@ -169,6 +173,26 @@ def main() -> None:
             print(f"kept {tmp}")
         if not was_up:
             local_slurm.stop()
+
+
+def _same_aggregates(seq: Path, grid: Path, run_id: str) -> tuple[bool, str]:
+    """Whether the grid's ``aggregates.csv`` (its run id's version) equals the sequential run's (its only version)."""
+    import pandas as pd
+
+    rel = Path("data/08_reporting/aggregates.csv")
+
+    def load(project: Path, version: str | None) -> pd.DataFrame:
+        versions = sorted(p.name for p in (project / rel).iterdir() if p.is_dir())
+        df = pd.read_csv(project / rel / (version or versions[-1]) / rel.name)
+        keys = [c for c in ("model", "mix", "task", "lang", "prompt_setting", "metric") if c in df.columns]
+        return df.sort_values(keys).reset_index(drop=True)
+
+    a, b = load(grid, run_id), load(seq, None)
+    try:
+        pd.testing.assert_frame_equal(a, b)
+    except AssertionError as exc:
+        return False, f"differ ({len(a)} grid rows, {len(b)} sequential rows): {str(exc).splitlines()[0][:200]}"
+    return True, f"equal ({len(a)} rows, pandas.testing.assert_frame_equal)"
 
 
 def _mk(p: Path) -> Path:
