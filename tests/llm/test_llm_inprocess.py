@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from llm_server import make_tiny_causal_lm
 
@@ -131,7 +133,8 @@ def test_inprocess_cache_is_keyed_on_model_content_not_label(tmp_path):
 @pytest.mark.vllm
 def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
     """The vLLM in-process backend: one engine for the batch, per-item errors, a cached rerun."""
-    pytest.importorskip("vllm")
+    if importlib.util.find_spec("vllm") is None:  # not imported here: vLLM runs in the engine's child only
+        pytest.skip("vllm not installed")
     from llm_server import make_tiny_causal_lm
 
     from polyglot_kedro.llm import ChatRequest, build_client
@@ -162,7 +165,8 @@ def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
 @pytest.mark.vllm
 def test_inprocess_vllm_follows_the_json_schema(tmp_path):
     """Structured outputs: even a random tiny model's replies parse and follow the verdict schema."""
-    pytest.importorskip("vllm")
+    if importlib.util.find_spec("vllm") is None:  # not imported here: vLLM runs in the engine's child only
+        pytest.skip("vllm not installed")
     import json
 
     from llm_server import make_tiny_causal_lm
