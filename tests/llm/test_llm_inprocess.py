@@ -130,8 +130,21 @@ def test_inprocess_cache_is_keyed_on_model_content_not_label(tmp_path):
     assert ca.cache_model_id == build_client(cfg, stage="t", inprocess_model_path=str(a)).cache_model_id
 
 
+@pytest.fixture
+def vllm_core_in_child(monkeypatch):
+    """The engine's child runs vLLM's EngineCore in its own process (no EngineCore/Worker processes).
+
+    These tests check the client's side of the vLLM backend (batching, per-item
+    failures, cache, structured outputs); the process topology real runs use,
+    an EngineCore process beside the child, is started by
+    ``tests/test_engines.py::test_vllm_engine_on_cpu``. Each spawned vLLM
+    process re-imports vLLM and torch: about 25 s of a 48 s test on 2 cores.
+    """
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # the child inherits os.environ
+
+
 @pytest.mark.vllm
-def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
+def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path, vllm_core_in_child):
     """The vLLM in-process backend: one engine for the batch, per-item errors, a cached rerun."""
     if importlib.util.find_spec("vllm") is None:  # not imported here: vLLM runs in the engine's child only
         pytest.skip("vllm not installed")
@@ -163,7 +176,7 @@ def test_inprocess_vllm_batches_caches_and_fails_per_item(tmp_path):
 
 
 @pytest.mark.vllm
-def test_inprocess_vllm_follows_the_json_schema(tmp_path):
+def test_inprocess_vllm_follows_the_json_schema(tmp_path, vllm_core_in_child):
     """Structured outputs: even a random tiny model's replies parse and follow the verdict schema."""
     if importlib.util.find_spec("vllm") is None:  # not imported here: vLLM runs in the engine's child only
         pytest.skip("vllm not installed")
