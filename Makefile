@@ -34,7 +34,7 @@ run: setup
 
 ## The test suite CI runs (no GPU, no long runs).
 test: setup
-	$(VENV)/bin/pytest -m "not gpu and not slow" -q
+	$(VENV)/bin/pytest -m "not gpu and not slow" -q --durations=25
 
 test-all: setup
 	$(VENV)/bin/pytest -q
