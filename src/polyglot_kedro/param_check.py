@@ -228,6 +228,6 @@ def _endpoint_references(params: dict[str, Any], built: dict[str, Any]) -> list[
         problems.append(
             f"params:translation.constrain_roles: endpoint {translation.endpoint!r} cannot enforce a regex while "
             "decoding; it needs backend 'inprocess', inprocess_engine 'transformers' and no json_mode/json_schema "
-            "(or set translation.constrain_roles: false and translation.max_turn_chars: null)"
+            "(or set translation.constrain_roles: false)"
         )
     return problems

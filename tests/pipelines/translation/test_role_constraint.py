@@ -12,7 +12,6 @@ from polyglot_kedro.llm import ChatRequest, build_client
 from polyglot_kedro.param_check import ParameterError, validate_parameters
 from polyglot_kedro.pipelines.translation.nodes import (
     RoleTokenError,
-    TranslationParams,
     mask_roles,
     restore_roles,
     role_token_regex,
@@ -38,11 +37,6 @@ def test_the_regex_accepts_the_sources_token_sequence_only():
     assert re.fullmatch(capped, "<S1>abc<S2>de<S1>f") and not re.fullmatch(capped, "<S1>abcd<S2>de<S1>f")
     with pytest.raises(ValueError, match="no <S1>/<S2> role token"):
         role_token_regex("plain text")
-
-
-def test_a_cap_without_the_constraint_is_a_config_error():
-    with pytest.raises(ValueError, match="max_turn_chars applies only with translation.constrain_roles"):
-        TranslationParams.model_validate({"prompt_languages": [], "eval_languages": [], "max_turn_chars": 5})
 
 
 @pytest.fixture(scope="module")

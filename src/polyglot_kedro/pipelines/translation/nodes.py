@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from polyglot_kedro.config import StrictModel
 from polyglot_kedro.contracts import SOURCE_ERROR, require_columns
@@ -62,15 +62,10 @@ class TranslationParams(StrictModel):
     # drop, repeat or reorder them. Needs an in-process transformers endpoint (xgrammar);
     # off in the paper (GPT-3.5 was asked, and broken replies were rejected).
     constrain_roles: bool = False
-    # With constrain_roles: the most characters (or "<"+char pairs) a translated turn
-    # may hold; null = unbounded. A cap lets a random model close every turn within max_tokens.
+    # With constrain_roles (ignored without): the most characters (or "<"+char pairs) a
+    # translated turn may hold; null = unbounded. A cap lets a random model close every
+    # turn within max_tokens.
     max_turn_chars: int | None = Field(None, ge=1)
-
-    @model_validator(mode="after")
-    def _cap_needs_constraint(self) -> "TranslationParams":
-        if self.max_turn_chars is not None and not self.constrain_roles:
-            raise ValueError("translation.max_turn_chars applies only with translation.constrain_roles: true")
-        return self
 
     def language_name(self, lang: str) -> str:
         if lang not in self.language_names:
