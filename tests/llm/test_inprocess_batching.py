@@ -13,9 +13,7 @@ from polyglot_kedro.llm import ChatRequest, build_client
 from polyglot_kedro.llm.backends import Completion, FatalError
 from polyglot_kedro.llm.local import InProcessBackend, messages_to_guanaco, reply_text
 
-VERDICT = {"type": "object", "additionalProperties": False, "required": ["reasoning", "score"],
-           "properties": {"reasoning": {"type": "string", "maxLength": 12},
-                          "score": {"type": "integer", "enum": [1, 2, 3, 4, 5, 6]}}}  # fmt: skip
+from .test_llm_json_schema import VERDICT  # the rubric's verdict schema, as the judge gets it
 
 
 @pytest.fixture(scope="module")
