@@ -66,8 +66,25 @@ def run_report(tmp_path, scores_by_mix, mixes, reporting_params, data_mixing_par
     return run
 
 
-def test_pipeline_writes_report_with_missing_task_noted(run_report):
-    out = run_report()
+@pytest.fixture(scope="module")
+def _reports() -> dict:
+    return {}
+
+
+@pytest.fixture
+def default_report(run_report, _reports) -> Path:
+    """``run_report()`` (judge noise off), run once for this module's tests that only read its files.
+
+    Its inputs are the conftest's fixed builders (seeded), the same for every
+    test; the tests write only into their own ``tmp_path``.
+    """
+    if "out" not in _reports:
+        _reports["out"] = run_report()
+    return _reports["out"]
+
+
+def test_pipeline_writes_report_with_missing_task_noted(default_report):
+    out = default_report
     html = (out / "report.html").read_text()
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["fig1_io_lang_agreement.png", "fig2_helpfulness.png", "fig3_xquad.png", "fig4_xcsqa.png",
@@ -132,8 +149,8 @@ def _run_script(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_report_images_decode(run_report, tmp_path):
-    out = run_report()
+def test_report_images_decode(default_report, tmp_path):
+    out = default_report
     res = _run_script(str(out / "report.html"), "--no-browser", "--json", str(tmp_path / "check.json"))
     assert res.returncode == 0, res.stdout + res.stderr
     summary = json.loads((tmp_path / "check.json").read_text())
@@ -144,8 +161,8 @@ def test_report_images_decode(run_report, tmp_path):
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="headless Chromium (Debian package chromium) not installed")
-def test_report_renders_in_headless_chromium(run_report, tmp_path):
-    out = run_report()
+def test_report_renders_in_headless_chromium(default_report, tmp_path):
+    out = default_report
     shot = tmp_path / "shot.png"
     res = _run_script(str(out / "report.html"), "--chromium", CHROMIUM, "--screenshot", str(shot),
                       "--json", str(tmp_path / "check.json"))
