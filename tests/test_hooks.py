@@ -10,6 +10,8 @@ import pytest
 
 from polyglot_kedro.hooks import register_llm_keys
 
+from .conftest import SideBySide, copy_project
+
 ENDPOINTS = {
     "judge": {"backend": "openai", "model": "gpt-judge", "api_key_env": "JUDGE_KEY"},
     "translator": {"backend": "openai", "model": "gpt-mt", "base_url": "https://mt.example/v1"},
@@ -29,6 +31,75 @@ def _run_session_script(project, body: str, env: dict | None = None) -> subproce
     """Run ``body`` after bootstrapping ``project``, in a fresh interpreter (hooks and resolvers are global)."""
     return subprocess.run([sys.executable, "-c", _BOOTSTRAP + body], cwd=project, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
+
+
+_CREDENTIALS_SCRIPT = (
+    "import subprocess, sys\n"
+    "from polyglot_kedro.llm import LLMEndpointConfig, resolve_api_key\n"
+    "tr = {'backend': 'openai', 'model': 'gpt-x', 'base_url': 'https://api.example.com/v1'}\n"
+    "rp = {'llm_endpoints': {'translator': tr}, 'translation': {'constrain_roles': False, 'max_turn_chars': None}}\n"
+    "with KedroSession.create(os.getcwd(), runtime_params=rp) as s:\n"
+    "    ctx = s.load_context()\n"
+    "cfg = LLMEndpointConfig.model_validate(ctx.params['llm_endpoints']['translator'])\n"
+    "print('KEY_SET' if resolve_api_key(cfg, None) == 'sk-hook-SECRET-7' else 'KEY_MISSING')\n"
+    "print('ENV_CLEAN' if 'sk-hook-SECRET-7' not in repr(dict(os.environ)) else 'ENV_HAS_KEY')\n"
+    "child = subprocess.run([sys.executable, '-c', 'import os; print(repr(dict(os.environ)))'],\n"
+    "                       capture_output=True, text=True).stdout\n"
+    "print('CHILD_CLEAN' if 'sk-hook-SECRET-7' not in child else 'CHILD_HAS_KEY')\n"
+)
+_NO_CREDENTIALS_SCRIPT = (
+    "with KedroSession.create(os.getcwd()) as s:\n"
+    "    s.load_context()\n"
+    "print('CONTEXT_OK')\n"
+)
+_PAPER_ENV_SCRIPT = (
+    "from kedro.framework.project import pipelines\n"
+    "with KedroSession.create(os.getcwd(), env='paper') as s:\n"
+    "    ctx = s.load_context()\n"
+    "    assert 'mt_multi2' in str(list(pipelines['__default__'].nodes))\n"
+    "    print('SOURCE', ctx.catalog.get('guanaco_raw')._describe()['source'])\n"
+    "    print('MODEL', ctx.params['model'])\n"
+)
+_OTHER_ENV_SCRIPT = (
+    "try:\n"
+    "    with KedroSession.create(os.getcwd(), env='paper') as s:\n"
+    "        s.load_context()\n"
+    "    print('NO_ERROR')\n"
+    "except ValueError as exc:\n"
+    "    print('ERROR', exc)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def session_scripts(request, tmp_path_factory):
+    """This module's session scripts, each in a fresh interpreter on its own project copy, started side by side."""
+
+    def spec(name: str, body: str, env: dict | None, setup=None):
+        def start() -> dict:
+            project = copy_project(tmp_path_factory.mktemp(name))
+            if setup:
+                setup(project)
+            return {"args": [sys.executable, "-c", _BOOTSTRAP + body], "cwd": project, "env": env, "timeout": 300,
+                    "extra": {"project": project}}  # fmt: skip
+
+        return start
+
+    def write_credentials(project):
+        (project / "conf" / "local" / "credentials.yml").write_text("llm_endpoint:\n  api_key: sk-hook-SECRET-7\n")
+
+    without = lambda *names: {k: v for k, v in os.environ.items() if k not in names}  # noqa: E731
+    runs = SideBySide(request, {
+        "test_credentials_file_reaches_the_client_not_the_environment_nor_the_logs":
+            spec("credentials", _CREDENTIALS_SCRIPT, without("OPENAI_API_KEY", "KEDRO_ENV"), write_credentials),
+        "test_no_credentials_file_is_fine": spec("no_credentials", _NO_CREDENTIALS_SCRIPT, None),
+        # Programmatic sessions name the env for the registry through KEDRO_ENV (the CLI's --env is read from argv).
+        "test_paper_env_resolves_paper_sources_after_the_registry_is_built":
+            spec("paper_env", _PAPER_ENV_SCRIPT, {**os.environ, "KEDRO_ENV": "paper"}),
+        "test_session_env_that_differs_from_the_registrys_fails_at_start_up":
+            spec("other_env", _OTHER_ENV_SCRIPT, without("KEDRO_ENV")),
+    })  # fmt: skip
+    yield runs
+    runs.close()
 
 
 @pytest.fixture
@@ -68,55 +139,25 @@ def test_two_endpoints_one_slot_two_keys_is_an_error_naming_them_not_the_keys(ke
     assert "SECRET" not in str(info.value)
 
 
-def test_credentials_file_reaches_the_client_not_the_environment_nor_the_logs(project_copy):
-    (project_copy / "conf" / "local" / "credentials.yml").write_text("llm_endpoint:\n  api_key: sk-hook-SECRET-7\n")
-    script = (
-        "import subprocess, sys\n"
-        "from polyglot_kedro.llm import LLMEndpointConfig, resolve_api_key\n"
-        "tr = {'backend': 'openai', 'model': 'gpt-x', 'base_url': 'https://api.example.com/v1'}\n"
-        "rp = {'llm_endpoints': {'translator': tr}, 'translation': {'constrain_roles': False, 'max_turn_chars': None}}\n"
-        "with KedroSession.create(os.getcwd(), runtime_params=rp) as s:\n"
-        "    ctx = s.load_context()\n"
-        "cfg = LLMEndpointConfig.model_validate(ctx.params['llm_endpoints']['translator'])\n"
-        "print('KEY_SET' if resolve_api_key(cfg, None) == 'sk-hook-SECRET-7' else 'KEY_MISSING')\n"
-        "print('ENV_CLEAN' if 'sk-hook-SECRET-7' not in repr(dict(os.environ)) else 'ENV_HAS_KEY')\n"
-        "child = subprocess.run([sys.executable, '-c', 'import os; print(repr(dict(os.environ)))'],\n"
-        "                       capture_output=True, text=True).stdout\n"
-        "print('CHILD_CLEAN' if 'sk-hook-SECRET-7' not in child else 'CHILD_HAS_KEY')\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "KEDRO_ENV")}
-    result = _run_session_script(project_copy, script, env)
+def test_credentials_file_reaches_the_client_not_the_environment_nor_the_logs(session_scripts):
+    result = session_scripts.result("test_credentials_file_reaches_the_client_not_the_environment_nor_the_logs")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "KEY_SET" in result.stdout and "ENV_CLEAN" in result.stdout and "CHILD_CLEAN" in result.stdout, result.stdout
     assert "sk-hook-SECRET-7" not in result.stdout + result.stderr
     assert "'translator'" in result.stdout + result.stderr  # the endpoint's name is logged, not the key
 
 
-def test_no_credentials_file_is_fine(project_copy):
-    assert not list((project_copy / "conf").rglob("credentials*.yml"))
-    script = (
-        "with KedroSession.create(os.getcwd()) as s:\n"
-        "    s.load_context()\n"
-        "print('CONTEXT_OK')\n"
-    )
-    result = _run_session_script(project_copy, script)
+def test_no_credentials_file_is_fine(session_scripts):
+    project = session_scripts.extra("test_no_credentials_file_is_fine")["project"]
+    assert not list((project / "conf").rglob("credentials*.yml"))
+    result = session_scripts.result("test_no_credentials_file_is_fine")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "CONTEXT_OK" in result.stdout
 
 
-def test_paper_env_resolves_paper_sources_after_the_registry_is_built(project_copy):
+def test_paper_env_resolves_paper_sources_after_the_registry_is_built(session_scripts):
     """Building the pipelines must not pin ${globals:...} to another environment."""
-    script = (
-        "from kedro.framework.project import pipelines\n"
-        "with KedroSession.create(os.getcwd(), env='paper') as s:\n"
-        "    ctx = s.load_context()\n"
-        "    assert 'mt_multi2' in str(list(pipelines['__default__'].nodes))\n"
-        "    print('SOURCE', ctx.catalog.get('guanaco_raw')._describe()['source'])\n"
-        "    print('MODEL', ctx.params['model'])\n"
-    )
-    # Programmatic sessions name the env for the registry through KEDRO_ENV (the CLI's --env is read from argv).
-    env = {**os.environ, "KEDRO_ENV": "paper"}
-    result = _run_session_script(project_copy, script, env)
+    result = session_scripts.result("test_paper_env_resolves_paper_sources_after_the_registry_is_built")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SOURCE timdettmers/openassistant-guanaco" in result.stdout
     assert "MODEL llama2_7b" in result.stdout
@@ -145,18 +186,9 @@ def test_mix_grid_check_names_both_sets():
     assert "mt_multi2" in message and "'paper'" in message
 
 
-def test_session_env_that_differs_from_the_registrys_fails_at_start_up(project_copy):
+def test_session_env_that_differs_from_the_registrys_fails_at_start_up(session_scripts):
     """KedroSession(env='paper') while the registry was built for the default env: an error, not a mixed run."""
-    script = (
-        "try:\n"
-        "    with KedroSession.create(os.getcwd(), env='paper') as s:\n"
-        "        s.load_context()\n"
-        "    print('NO_ERROR')\n"
-        "except ValueError as exc:\n"
-        "    print('ERROR', exc)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "KEDRO_ENV"}
-    result = _run_session_script(project_copy, script, env)
+    result = session_scripts.result("test_session_env_that_differs_from_the_registrys_fails_at_start_up")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ERROR" in result.stdout and "NO_ERROR" not in result.stdout, result.stdout[-2000:]
     assert "mt_multi2" in result.stdout and "params:mixes" in result.stdout
