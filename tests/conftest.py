@@ -75,13 +75,6 @@ def default_run(tmp_path_factory) -> Path:
     return project
 
 
-def kedro_cli_spec(project: Path, *args: str, timeout: int = 900) -> dict:
-    """``kedro_cli``'s command as ``SideBySide`` keywords (the same environment: offline, no telemetry, default env)."""
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env.pop("KEDRO_ENV", None)
-    return {"args": [KEDRO, *args], "cwd": project, "env": env, "timeout": timeout, "extra": {"project": project}}
-
-
 class SideBySide:
     """Independent subprocesses of one test module, started together when the module's first one is needed.
 

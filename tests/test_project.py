@@ -8,57 +8,37 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SideBySide, copy_project, kedro_cli_spec
 from .conftest import kedro_cli as kedro
 
 STAGES = ("data_mixing", "translation", "finetuning", "inference", "judging", "reporting")
 
 
-@pytest.fixture(scope="module")
-def cli_runs(request, tmp_path_factory):
-    """The three commands below, each on its own fresh project copy, started side by side."""
-
-    def spec(name: str, *args: str, timeout: int = 900):
-        return lambda: kedro_cli_spec(copy_project(tmp_path_factory.mktemp(name)), *args, timeout=timeout)
-
-    runs = SideBySide(request, {
-        "test_registry_lists_the_six_pipelines": spec("registry", "registry", "list"),
-        "test_unknown_model_fails_fast_naming_the_valid_ones":
-            spec("unknown_model", "run", "--pipeline", "finetuning", "--params", "model=nope", timeout=300),
-        "test_viz_build_writes_the_lineage_site": spec("viz", "viz", "build", timeout=300),
-    })  # fmt: skip
-    yield runs
-    runs.close()
-
-
-def test_registry_lists_the_six_pipelines(cli_runs):
-    result = cli_runs.result("test_registry_lists_the_six_pipelines")
+def test_registry_lists_the_six_pipelines(project_copy):
+    result = kedro(project_copy, "registry", "list")
     assert result.returncode == 0, result.stderr
     for name in (*STAGES, "__default__"):
         assert f"- {name}" in result.stdout
 
 
-def test_unknown_model_fails_fast_naming_the_valid_ones(cli_runs):
-    result = cli_runs.result("test_unknown_model_fails_fast_naming_the_valid_ones")
-    project = cli_runs.extra("test_unknown_model_fails_fast_naming_the_valid_ones")["project"]
+def test_unknown_model_fails_fast_naming_the_valid_ones(project_copy):
+    result = kedro(project_copy, "run", "--pipeline", "finetuning", "--params", "model=nope", timeout=300)
     out = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Unknown model 'nope'" in out
     for name in ("tiny_llama", "smollm2_135m", "llama2_7b", "llama2_70b", "falcon_7b"):
         assert name in out
     assert "Running node" not in out
-    assert not any((project / "data" / "06_models").iterdir())
+    assert not any((project_copy / "data" / "06_models").iterdir())
 
 
-def test_viz_build_writes_the_lineage_site(cli_runs):
-    result = cli_runs.result("test_viz_build_writes_the_lineage_site")
-    project = cli_runs.extra("test_viz_build_writes_the_lineage_site")["project"]
+def test_viz_build_writes_the_lineage_site(project_copy):
+    result = kedro(project_copy, "viz", "build", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    main = json.loads((project / "build" / "api" / "main").read_text())
+    main = json.loads((project_copy / "build" / "api" / "main").read_text())
     node_names = {n["name"] for n in main["nodes"]}
     # Per-mix stages appear once per namespace, e.g. the mono finetuning node.
     assert any(name.startswith("mono.") or "mono" in name for name in node_names)
-    assert (project / "build" / "index.html").exists()
+    assert (project_copy / "build" / "index.html").exists()
 
 
 @pytest.fixture(scope="module")
