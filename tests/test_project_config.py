@@ -12,6 +12,8 @@ import pytest
 
 from polyglot_kedro.project_config import conf_envs, env_from_cli, resolve_env
 
+from .conftest import copy_project
+
 _SESSION = """
 import json, os, sys
 from kedro.framework.session import KedroSession
@@ -38,16 +40,32 @@ def test_every_env_of_conf_is_found(repo_root):
     assert not {"accelerate", "skypilot"} & set(envs)  # launcher configs, not Kedro environments
 
 
-def test_kedro_run_and_train_accelerate_resolve_identical_finetuning_parameters(repo_root):
+def test_kedro_run_and_train_accelerate_resolve_identical_finetuning_parameters(repo_root, tmp_path):
     envs = conf_envs(repo_root / "conf")
     cases = [(env, {}) for env in envs] + [("paper", {"finetuning": {"max_steps": 7}})]
     session = {}
-    for env in envs:  # one interpreter per env: the pipeline registry is built once per process, for KEDRO_ENV
+    # One interpreter per env (the pipeline registry is built once per process, for KEDRO_ENV), all started at
+    # once: each spends its seconds importing and bootstrapping, so they share the cores instead of queueing.
+    # Each on its own copy of the project (conf/ as in the repo): sessions side by side on one folder would
+    # race to create its MLflow store (kedro-mlflow's sqlite:///mlflow.db).
+    procs = {}
+    for env in envs:
         mine = [c for c in cases if c[0] == env]
-        run = subprocess.run([sys.executable, "-c", _SESSION, json.dumps(mine)], cwd=repo_root, capture_output=True,
-                             text=True, timeout=600, env={**os.environ, "KEDRO_ENV": env})  # fmt: skip
-        assert run.returncode == 0, run.stderr[-3000:]
-        session.update(json.loads(run.stdout.split("JSON", 1)[1]))
+        (tmp_path / env).mkdir()
+        project = copy_project(tmp_path / env)
+        procs[env] = subprocess.Popen([sys.executable, "-c", _SESSION, json.dumps(mine)], cwd=project,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env={**os.environ, "KEDRO_ENV": env})  # fmt: skip
+    try:
+        for env, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=600)
+            assert proc.returncode == 0, (env, stderr[-3000:])
+            session.update(json.loads(stdout.split("JSON", 1)[1]))
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     script = _train_accelerate(repo_root)
     for env, runtime in cases:
         overrides = [f"finetuning.{k}={v}" for k, v in runtime.get("finetuning", {}).items()]
