@@ -213,3 +213,31 @@ def test_mix_name_params_come_from_kedros_feed_dict_shape():
     other = {"parameters": {"mixes": {"mono": {"kind": "mono"}}}}
     RunInfoHook().after_catalog_created(catalog=catalog, parameters=other, save_version="v1", load_versions={})
     assert catalog.load("run_info")["params_sha256"] != info["params_sha256"]
+
+
+def test_node_times_are_written_slowest_first_and_on_failure(tmp_path):
+    import json
+    import time
+    from types import SimpleNamespace
+
+    from polyglot_kedro.hooks import NodeTimesHook
+
+    hook = NodeTimesHook("out/node_times.json")
+    hook.after_context_created(SimpleNamespace(project_path=str(tmp_path)))
+    hook.before_pipeline_run()
+    for name, seconds in (("quick", 0.0), ("slow", 0.05)):
+        node = SimpleNamespace(name=name)
+        hook.before_node_run(node)
+        time.sleep(seconds)
+        hook.after_node_run(node)
+    hook.after_pipeline_run()
+    written = json.loads((tmp_path / "out" / "node_times.json").read_text())
+    assert list(written["nodes"]) == ["slow", "quick"] and written["nodes"]["slow"] >= 0.05
+    assert written["total_node_s"] == round(sum(written["nodes"].values()), 1)
+
+    hook.before_pipeline_run()  # the next run starts afresh; a failed run keeps what finished
+    hook.before_node_run(SimpleNamespace(name="done"))
+    hook.after_node_run(SimpleNamespace(name="done"))
+    hook.before_node_run(SimpleNamespace(name="fails"))
+    hook.on_pipeline_error()
+    assert list(json.loads((tmp_path / "out" / "node_times.json").read_text())["nodes"]) == ["done"]

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +219,54 @@ class RunInfoHook:
             "kedro_version": kedro.__version__,
             "python": platform.python_version(),
         }
+
+
+class NodeTimesHook:
+    """Writes each node's wall seconds to ``data/08_reporting/node_times.json`` after a run.
+
+    Where a run's time went, slowest first, beside ``run_time.json`` (``make
+    run``): the figures a profile of the embedded default starts from. Nodes
+    of a failed run are written too, up to the failure. A run with
+    ``--namespaces``/``--nodes`` (a grid job) writes only its own nodes.
+    """
+
+    def __init__(self, path: str = "data/08_reporting/node_times.json") -> None:
+        self._path = path
+        self._project_path: Path | None = None
+        self._started: dict[str, float] = {}
+        self._times: dict[str, float] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._project_path = Path(context.project_path)
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        self._started, self._times = {}, {}
+
+    @hook_impl
+    def before_node_run(self, node) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node) -> None:
+        self._times[node.name] = round(time.perf_counter() - self._started.pop(node.name, time.perf_counter()), 2)
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._write()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        if self._project_path is None or not self._times:
+            return
+        path = self._project_path / self._path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nodes = dict(sorted(self._times.items(), key=lambda kv: -kv[1]))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")  # grid jobs of one project write it too
+        tmp.write_text(json.dumps({"total_node_s": round(sum(nodes.values()), 1), "nodes": nodes}, indent=2) + "\n",
+                       encoding="utf-8")  # fmt: skip
+        tmp.replace(path)

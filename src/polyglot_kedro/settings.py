@@ -2,12 +2,14 @@
 
 from kedro.config import OmegaConfigLoader
 
-from polyglot_kedro.hooks import LLMCredentialsHook, MixNameParamsHook, RunInfoHook, ValidateParamsHook
+from polyglot_kedro.hooks import (LLMCredentialsHook, MixNameParamsHook, NodeTimesHook, RunInfoHook,
+                                  ValidateParamsHook)
 from polyglot_kedro.tracking import MlflowResultsHook
 
 # kedro-mlflow registers its own hook as a plugin (one MLflow run per kedro run);
 # MlflowResultsHook mirrors the results into that run (tracking.py).
-HOOKS = (ValidateParamsHook(), MixNameParamsHook(), RunInfoHook(), LLMCredentialsHook(), MlflowResultsHook())
+HOOKS = (ValidateParamsHook(), MixNameParamsHook(), RunInfoHook(), LLMCredentialsHook(), MlflowResultsHook(),
+         NodeTimesHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -104,12 +104,18 @@ def wait_until(predicate, timeout: float, what: str, poll: float = 1.0):
 
 
 def wait_for_grid(project: Path, run_id: str, timeout: float) -> None:
-    """Until no job of the grid is pending or running; fails early on a dependency that can never be met."""
+    """Until no job of the grid is pending or running; fails early when all that is left can never start.
+
+    A job may show DependencyNeverSatisfied for a while and still run: a requeued
+    task's rerun points its dependents back at itself (``cluster.requeue``). The
+    grid is stuck only when every job still queued waits on a failed one.
+    """
 
     def settled():
         active = sl.queue_states(all_ids(manifest(project, run_id)))
         stuck = {k: v for k, v in active.items() if v[1] == "DependencyNeverSatisfied"}
-        assert not stuck, f"jobs waiting on a failed job: {stuck}; logs: {_log_tails(project, run_id)}"
+        assert not active or len(stuck) < len(active), \
+            f"jobs waiting on a failed job: {stuck}; logs: {_log_tails(project, run_id)}"
         return not active
 
     wait_until(settled, timeout, f"grid run {run_id} to finish ({project})", poll=2)

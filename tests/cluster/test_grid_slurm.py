@@ -204,6 +204,9 @@ def test_grid_submit_requeue_resume_resubmit_and_sequential_equality(tmp_path, c
     assert 0 < metrics["tokens_this_session"] < metrics["tokens_seen"]
     log = (logs / f"finetuning_{new_id}_{idx}.out").read_text()
     assert "USR1: stopping the step, requeueing" in log and "restart 1" in log
+    # the rerun pointed its dependents back at itself (a requeue may have failed their afterok)
+    assert f"re-pointed {inf_task}: Dependency=afterok:{task}" in log, log[-3000:]
+    assert re.search(rf"re-pointed {ids['final']}: Dependency=afterok:\S*{task}", log), log[-3000:]
     # Kedro's rich handler wraps the line: "Resuming from the last of  nodes.py:N\n   ['checkpoint-5']"
     resumed = re.search(r"Resuming from the last of\s+(?:\S+\.py:\d+\s+)?(\[[^\]]*\])", log)
     assert resumed, log[-3000:]

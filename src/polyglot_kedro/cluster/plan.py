@@ -24,6 +24,7 @@ reads or writes that the grid produces to that same version.
 from __future__ import annotations
 
 import shlex
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -254,8 +255,12 @@ def _bash_assoc(name: str, values: Mapping[int, str]) -> str:
 
 
 def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, project_path: Path, kedro: str,
-                  log_dir: Path, params: str = "") -> str:  # fmt: skip
-    """The sbatch script of ``job``: resources as ``#SBATCH`` lines, the USR1 requeue handler, the kedro runs."""
+                  log_dir: Path, params: str = "", python: str | None = None) -> str:  # fmt: skip
+    """The sbatch script of ``job``: resources as ``#SBATCH`` lines, the USR1 requeue handler, the kedro runs.
+
+    ``python`` (default: this interpreter) runs the rerun's re-pointing of its dependents.
+    """
+    python = python or sys.executable
     res = cfg.resources(job.resources_of)
     out = ["#!/bin/bash"] + [f"#SBATCH {x}" for x in _sbatch_lines(job, res, cfg, log_dir)]
     out += [
@@ -306,6 +311,13 @@ def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, projec
         "# this grid run (Kedro refuses to overwrite a saved version); nobody has read them yet.",
         f'if [ "${{SLURM_RESTART_COUNT:-0}}" -gt 0 ] || [ -n "${{{RESUBMIT_ENV}:-}}" ]; then',
         '  for d in $OUTPUTS; do [ -e "$d" ] && echo "[grid] removing $d" && rm -rf "$d"; done',
+        "fi",
+        "# A requeue can fail the afterok of the jobs waiting on this task for good (SLURM tests it",
+        "# while the task shows CANCELLED): the rerun points them back at this task.",
+        'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then',
+        '  OWN="${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}"',
+        f'  {shlex.quote(python)} -m polyglot_kedro.cluster.requeue {shlex.quote(str(log_dir.parent))} '
+        f'{shlex.quote(job.key)} "$MIX" "${{OWN:-$SLURM_JOB_ID}}" || exit $?',
         "fi",
     ]
     lv = '${LOAD_VERSIONS:+--load-versions "$LOAD_VERSIONS"}'

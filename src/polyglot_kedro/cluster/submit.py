@@ -208,6 +208,35 @@ def resubmit(run: GridRun, job_key: str, mix: str | None) -> str:
     run.resubmits.append({"job": job.key, "mix": mix, "slurm_id": new, "replaces": old_task})
     run.save()
     new_task = f"{new}_{job.indices[job.mixes.index(mix)]}" if job.mixes else new
+    _repoint_dependents(run, job, mix, new_task)
+    return new
+
+
+def repoint_after_restart(run: GridRun, job_key: str, mix: str | None, own_task: str) -> list[tuple[str, str]]:
+    """Point the pending jobs that wait on a requeued task back at it (its rerun calls this first).
+
+    While a requeued task passes through its CANCELLED state, SLURM may test the
+    ``afterok`` of the jobs waiting on it and fail it for good (sbatch(1): "Once a
+    job dependency fails due to the termination state of a preceding job, the
+    dependent job will never be run, even if the preceding job is requeued"):
+    they would wait as DependencyNeverSatisfied forever. Seen in CI on the USR1
+    requeue. The rerun re-points them exactly as ``resubmit`` does, with its
+    own id as the new task.
+
+    Returns:
+        ``(job or task id, new dependency)`` for every update made.
+    """
+    job = next((j for j in run.jobs if j.key == job_key), None)
+    if job is None:
+        raise ValueError(f"no job {job_key!r} in grid run {run.run_id} (jobs: {[j.key for j in run.jobs]})")
+    if job.mixes is not None and mix not in job.mixes:
+        raise ValueError(f"mix {mix!r} is not a task of job {job.key!r} (its mixes: {job.mixes})")
+    return _repoint_dependents(run, job, mix if job.mixes is not None else None, own_task)
+
+
+def _repoint_dependents(run: GridRun, job: Job, mix: str | None, new_task: str) -> list[tuple[str, str]]:
+    """Re-point the pending dependents of (job, mix) at ``new_task``; the final job at every unfinished task."""
+    updates: list[tuple[str, str]] = []
     queued = slurm.queue_states([run.slurm_ids[j.key] for j in run.jobs if j.key in run.slurm_ids]
                                 + [r["slurm_id"] for r in run.resubmits])  # fmt: skip
     for dep_job in run.jobs:
@@ -222,7 +251,8 @@ def resubmit(run: GridRun, job_key: str, mix: str | None) -> str:
             else:
                 target = run.slurm_ids[dep_job.key]  # a whole array (or job) waiting on prepare
             if target in queued or any(k.startswith(f"{target}_") for k in queued):
-                slurm.update_dependency(target, f"afterok:{new_task}")
+                updates.append((target, f"afterok:{new_task}"))
+                slurm.update_dependency(*updates[-1])
     final = next((j for j in run.jobs if j.key == FINAL), None)
     if final and job.key != FINAL and run.slurm_ids.get(FINAL) in queued:
         waits = []
@@ -234,8 +264,9 @@ def resubmit(run: GridRun, job_key: str, mix: str | None) -> str:
                 done = task not in queued and (_outputs_done(j, m or "") or _finished_ok(j, base, task, m))
                 if not done:
                     waits.append(task)
-        slurm.update_dependency(run.slurm_ids[FINAL], "afterok:" + ":".join(waits) if waits else "")
-    return new
+        updates.append((run.slurm_ids[FINAL], "afterok:" + ":".join(waits) if waits else ""))
+        slurm.update_dependency(*updates[-1])
+    return updates
 
 
 def _finished_ok(job: Job, base: str, task: str, mix: str | None) -> bool:
