@@ -4,12 +4,17 @@ from kedro.config import OmegaConfigLoader
 
 from polyglot_kedro.hooks import (LLMCredentialsHook, MixNameParamsHook, NodeTimesHook, RunInfoHook,
                                   ValidateParamsHook)
-from polyglot_kedro.tracking import MlflowResultsHook
+from polyglot_kedro.tracking import BatchedParamsMlflowHook, MlflowResultsHook
 
-# kedro-mlflow registers its own hook as a plugin (one MLflow run per kedro run);
-# MlflowResultsHook mirrors the results into that run (tracking.py).
+# kedro-mlflow's hook (one MLflow run per kedro run) is registered here, as a subclass that
+# logs the parameters once in batches instead of per node (tracking.py), in place of the
+# instance the plugin registers itself; MlflowResultsHook mirrors the results into that run.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)
+_MLFLOW = (BatchedParamsMlflowHook(),) if BatchedParamsMlflowHook is not None else ()
+# Last: pluggy calls the last registered first, so the MLflow run is open before the
+# project's hooks (as with the plugin's own registration).
 HOOKS = (ValidateParamsHook(), MixNameParamsHook(), RunInfoHook(), LLMCredentialsHook(), MlflowResultsHook(),
-         NodeTimesHook())
+         NodeTimesHook(), *_MLFLOW)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -157,7 +157,9 @@ def _check_frame(scores: pd.DataFrame, columns: Sequence[str], fn: str) -> None:
 def _item_sums(scores: pd.DataFrame, item: str, value: str, fn: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-item (ids, sum of scores, row count), items in sorted order."""
     _check_frame(scores, [item, value], fn)
-    g = scores.assign(**{value: pd.to_numeric(scores[value])}).groupby(item, sort=True)[value]
+    # One column grouped, not the whole frame copied (the report calls this thousands of times);
+    # pandas' own (compensated) sums, so the numbers are those of a groupby on the frame.
+    g = pd.Series(pd.to_numeric(scores[value]).to_numpy(float)).groupby(scores[item].to_numpy(), sort=True)
     sums, counts = g.sum(), g.count()
     return sums.index.to_numpy(), sums.to_numpy(float), counts.to_numpy(float)
 
@@ -330,11 +332,12 @@ def paired_prompt_diffs(
         ``mean_a``, ``mean_b``, ``diff``. Prompts of only one mix are dropped
         (``len(union) - len(result)`` is the unpaired count).
     """
-    ma = prompt_means(a, item=item, value=value).rename("mean_a")
-    mb = prompt_means(b, item=item, value=value).rename("mean_b")
-    out = pd.concat([ma, mb], axis=1, join="inner")
-    out["diff"] = out["mean_b"] - out["mean_a"]
-    return out
+    ids_a, sums_a, counts_a = _item_sums(a, item, value, "prompt_means")
+    ids_b, sums_b, counts_b = _item_sums(b, item, value, "prompt_means")
+    both, ia, ib = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
+    mean_a, mean_b = sums_a[ia] / counts_a[ia], sums_b[ib] / counts_b[ib]
+    index = pd.Index(both, name=item, dtype=a[item].dtype if len(both) == 0 else None)
+    return pd.DataFrame({"mean_a": mean_a, "mean_b": mean_b, "diff": mean_b - mean_a}, index=index)
 
 
 def minimum_detectable_difference(sd_of_prompt_diffs: float, n: int, *, alpha: float = 0.05,

@@ -280,3 +280,81 @@ class MlflowResultsHook:
     @hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog) -> None:
         self._restore()
+
+
+def flatten_params(params: Mapping[str, Any], *, recursive: bool = True, sep: str = ".") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: the names kedro-mlflow gives flattened parameters."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            inner = flatten_params(value, recursive=recursive, sep=sep) if recursive else value
+            out.update({f"{key}{sep}{k}": v for k, v in inner.items()})
+        else:
+            out[str(key)] = value
+    return out
+
+
+try:
+    from kedro_mlflow.framework.hooks import MlflowHook
+except ImportError:  # tracking is optional
+    MlflowHook = None  # type: ignore[assignment,misc]
+
+BatchedParamsMlflowHook: Any = None
+if MlflowHook is not None:
+
+    class BatchedParamsMlflowHook(MlflowHook):  # type: ignore[misc,valid-type]
+        """kedro-mlflow's hook, logging the parameters the nodes read once, in batches, before the first node.
+
+        kedro-mlflow logs them in ``before_node_run``, one MLflow call per
+        flattened parameter per node: 4,887 calls of ~7 ms on the local SQLite
+        store in the embedded default (~35 s of a 5-minute run, profiled).
+        This hook logs the same names and values (same flattening, name
+        sanitising and ``long_params_strategy`` of ``mlflow.yml``) with
+        ``mlflow.log_params``, 100 at a time (MLflow's batch limit), and
+        passes each node's other inputs on to kedro-mlflow unchanged. It
+        replaces the plugin's own instance (``DISABLE_HOOKS_FOR_PLUGINS`` in
+        settings.py).
+        """
+
+        BATCH = 100
+
+        @hook_impl
+        def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+            super().before_pipeline_run(run_params, pipeline, catalog)
+            if not self._is_mlflow_enabled:
+                return
+            import mlflow
+            from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+            read = {}
+            for name in sorted(pipeline.inputs()):
+                if name.startswith("params:"):
+                    read[name[len("params:"):]] = catalog.load(name)
+                elif name == "parameters":
+                    read[name] = catalog.load(name)
+            if self.flatten:
+                read = flatten_params(read, recursive=self.recursive, sep=self.sep)
+            params, tags = {}, {}
+            for key, value in read.items():
+                key, text = self.sanitize_param_name(key), str(value)
+                if len(text) <= MAX_PARAM_VAL_LENGTH:
+                    params[key] = value
+                elif self.long_params_strategy == "fail":
+                    raise ValueError(f"Parameter '{key}' length is {len(text)}, while mlflow forces it to be lower "
+                                     f"than '{MAX_PARAM_VAL_LENGTH}' (long_params_strategy: fail in mlflow.yml)")  # fmt: skip
+                elif self.long_params_strategy == "tag":
+                    tags[key] = value
+                else:  # truncate
+                    params[key] = text[:MAX_PARAM_VAL_LENGTH]
+            items = sorted(params.items())
+            for start in range(0, len(items), self.BATCH):
+                mlflow.log_params(dict(items[start : start + self.BATCH]))
+            if tags:
+                mlflow.set_tags(tags)
+            logger.info("MLflow: %d parameters logged (%d long ones as tags)", len(params), len(tags))
+
+        @hook_impl
+        def before_node_run(self, node, catalog, inputs: dict[str, Any], is_async: bool) -> None:
+            # the run is re-opened per node (kedro-mlflow's thread safety); its parameters are logged already
+            rest = {k: v for k, v in inputs.items() if not (k.startswith("params:") or k == "parameters")}
+            super().before_node_run(node, catalog, rest, is_async)
