@@ -234,6 +234,7 @@ def test_node_times_are_written_slowest_first_and_on_failure(tmp_path):
     written = json.loads((tmp_path / "out" / "node_times.json").read_text())
     assert list(written["nodes"]) == ["slow", "quick"] and written["nodes"]["slow"] >= 0.05
     assert written["total_node_s"] == round(sum(written["nodes"].values()), 1)
+    assert set(written["before_nodes"]) == {"slow", "quick"} and written["pipeline_s"] >= written["total_node_s"]
 
     hook.before_pipeline_run()  # the next run starts afresh; a failed run keeps what finished
     hook.before_node_run(SimpleNamespace(name="done"))

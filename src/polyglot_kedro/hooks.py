@@ -225,9 +225,13 @@ class NodeTimesHook:
     """Writes each node's wall seconds to ``data/08_reporting/node_times.json`` after a run.
 
     Where a run's time went, slowest first, beside ``run_time.json`` (``make
-    run``): the figures a profile of the embedded default starts from. Nodes
-    of a failed run are written too, up to the failure. A run with
-    ``--namespaces``/``--nodes`` (a grid job) writes only its own nodes.
+    run``): the figures a profile of the embedded default starts from.
+    ``nodes``: each node's function; ``before_nodes``: the time from the
+    previous node's end (or the pipeline's start) to this node's start, i.e.
+    saving the previous outputs, loading this node's inputs and the other
+    hooks; ``pipeline_s``: first hook to last. Nodes of a failed run are
+    written too, up to the failure. A run with ``--namespaces``/``--nodes``
+    (a grid job) writes only its own nodes.
     """
 
     def __init__(self, path: str = "data/08_reporting/node_times.json") -> None:
@@ -235,6 +239,8 @@ class NodeTimesHook:
         self._project_path: Path | None = None
         self._started: dict[str, float] = {}
         self._times: dict[str, float] = {}
+        self._before: dict[str, float] = {}
+        self._t0 = self._last = 0.0
 
     @hook_impl
     def after_context_created(self, context) -> None:
@@ -242,15 +248,19 @@ class NodeTimesHook:
 
     @hook_impl
     def before_pipeline_run(self) -> None:
-        self._started, self._times = {}, {}
+        self._started, self._times, self._before = {}, {}, {}
+        self._t0 = self._last = time.perf_counter()
 
     @hook_impl
     def before_node_run(self, node) -> None:
-        self._started[node.name] = time.perf_counter()
+        now = time.perf_counter()
+        self._started[node.name] = now
+        self._before[node.name] = round(now - self._last, 2)
 
     @hook_impl
     def after_node_run(self, node) -> None:
-        self._times[node.name] = round(time.perf_counter() - self._started.pop(node.name, time.perf_counter()), 2)
+        self._last = time.perf_counter()
+        self._times[node.name] = round(self._last - self._started.pop(node.name, self._last), 2)
 
     @hook_impl
     def after_pipeline_run(self) -> None:
@@ -266,7 +276,9 @@ class NodeTimesHook:
         path = self._project_path / self._path
         path.parent.mkdir(parents=True, exist_ok=True)
         nodes = dict(sorted(self._times.items(), key=lambda kv: -kv[1]))
+        before = dict(sorted(self._before.items(), key=lambda kv: -kv[1]))
+        record = {"pipeline_s": round(time.perf_counter() - self._t0, 1), "total_node_s": round(sum(nodes.values()), 1),
+                  "total_before_nodes_s": round(sum(before.values()), 1), "nodes": nodes, "before_nodes": before}  # fmt: skip
         tmp = path.with_name(f".{path.name}.{os.getpid()}")  # grid jobs of one project write it too
-        tmp.write_text(json.dumps({"total_node_s": round(sum(nodes.values()), 1), "nodes": nodes}, indent=2) + "\n",
-                       encoding="utf-8")  # fmt: skip
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         tmp.replace(path)
