@@ -199,6 +199,13 @@ def validate_parameters(params: dict[str, Any], *, conf_source: str | Path | Non
                      for msg in check_mix_models(mix_specs(params["mixes"]), params.get("models") or {},
                                                  params.get("model"))]  # fmt: skip
     problems += _endpoint_references(params, built)
+    noise = built["judging"].chat.judge_noise if "judging" in built else None
+    noise_mixes = noise.mixes if noise is not None and noise.enabled else None
+    unknown = sorted(set(noise_mixes or []) - set(params.get("mixes") or {}))
+    if unknown:
+        problems.append(f"params:judging.chat.judge_noise.mixes: {unknown} are not mixes of params:mixes "
+                        f"({_where(conf_source, env, ('judging', 'chat', 'judge_noise', 'mixes'))}); "
+                        f"valid: {sorted(params.get('mixes') or {})}")  # fmt: skip
     if problems:
         raise ParameterError(
             f"{len(problems)} parameter problem(s) for environment {env or 'local'!r}:\n  - " + "\n  - ".join(problems)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from polyglot_kedro.cluster import slurm as sl
 from polyglot_kedro.grid import load_mixes
@@ -29,7 +30,14 @@ def only_mixes(*keep: str) -> str:
     drop = sorted(set(load_mixes(REPO_ROOT, env="base")) - set(keep))
     missing = set(keep) - set(load_mixes(REPO_ROOT, env="base"))
     assert not missing, f"not mixes of conf/base: {sorted(missing)}"
-    return "mixes:\n" + "".join(f"  {m}: null\n" for m in drop)
+    text = "mixes:\n" + "".join(f"  {m}: null\n" for m in drop)
+    # judge noise on the kept mixes of conf/base's list (a dropped mix there is a start-up error)
+    base = yaml.safe_load((REPO_ROOT / "conf/base/parameters_judging.yml").read_text())
+    noise = base["judging"]["chat"]["judge_noise"]
+    if noise.get("enabled") and noise.get("mixes") is not None:
+        kept = [m for m in noise["mixes"] if m in keep]
+        text += "judging:\n  chat:\n    judge_noise:\n" + (f"      mixes: {kept}\n" if kept else "      enabled: false\n")
+    return text
 
 
 # The reduced grid of the CLI tests and the slow whole-grid test: two mixes of the embedded default.

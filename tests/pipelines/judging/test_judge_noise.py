@@ -166,3 +166,19 @@ def test_missing_column_names_the_dataset(llm_endpoints):
     bad = pd.DataFrame(columns=[c for c in JUDGMENT_COLUMNS if c != "judged_response"], data=[[None] * (len(JUDGMENT_COLUMNS) - 1)])
     with pytest.raises(ValueError, match=r"chat_judgments: missing columns \['judged_response'\]"):
         judge_noise_subset(bad, None, _noise(2, seed=43), llm_endpoints, "mono")
+
+
+def test_mixes_option_measures_the_named_mixes_only_and_names_an_unknown_one(llm_endpoints, judge_server):
+    judging = _noise(2, seed=43)
+    judging["chat"]["judge_noise"]["mixes"] = ["multi3"]
+    judgments, _ = _first(make_generations(seeds=SEEDS), judging, llm_endpoints)
+    sent = judge_server.total
+    noise, usage = judge_noise_subset(judgments, None, judging, llm_endpoints, "mono")
+    assert noise.empty and list(noise.columns) == JUDGE_NOISE_COLUMNS and usage.empty
+    assert judge_server.total == sent  # nothing asked for a mix that is not named
+    rejudged, _ = judge_noise_subset(judgments, None, judging, llm_endpoints, "multi3")
+    assert not rejudged.empty and judge_server.total > sent
+
+    params = {"judging": judging, "llm_endpoints": llm_endpoints, "mixes": {"mono": {"kind": "mono"}}}
+    with pytest.raises(ParameterError, match=r"judge_noise\.mixes: \['multi3'\] are not mixes of params:mixes"):
+        validate_parameters(params)

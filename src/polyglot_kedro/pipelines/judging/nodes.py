@@ -117,6 +117,9 @@ class JudgeNoiseParams(StrictModel):
     # seeds rejudged; pandas sample, random_state=sample_seed). null: all.
     n_items: int | None = Field(None, ge=1, description="prompts rejudged per language; null = all judged")
     sample_seed: int = 42
+    # The mixes whose judgments are rejudged (names of params:mixes); null: every mix. The
+    # judge's noise is the judge's, not the mix's: a few mixes measure it.
+    mixes: list[str] | None = Field(None, min_length=1, description="mixes rejudged; null = all")
     second: SecondJudgeParams = SecondJudgeParams(seed=43)
 
 
@@ -450,6 +453,9 @@ def judge_noise_subset(
     noise = cp.judge_noise
     empty_usage = pd.DataFrame({"mix": pd.Series(dtype=object)})
     if not (cp.enabled and noise.enabled) or chat_judgments.empty:
+        return tidy_frame([], JUDGE_NOISE_COLUMNS), empty_usage
+    if noise.mixes is not None and mix_name not in noise.mixes:
+        logger.info("%s: judge noise not measured (judging.chat.judge_noise.mixes: %s)", mix_name, noise.mixes)
         return tidy_frame([], JUDGE_NOISE_COLUMNS), empty_usage
     require_columns(chat_judgments, JUDGMENT_COLUMNS, "chat_judgments")
     parse = chat_judgments["judge_parse"].fillna("").astype(str)
