@@ -210,6 +210,9 @@ def tracked(default_run: Path):
     runs = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = '__default__'",
                               order_by=["attributes.start_time ASC"])
     assert runs, "kedro run left no '__default__' MLflow run"
+    # one run per kedro run: kedro-mlflow's own plugin hook is replaced, not doubled
+    top = [r for r in runs if PARENT_TAG not in r.data.tags]
+    assert len(top) == 1, f"{len(top)} top-level '__default__' runs for one kedro run"
     return default_run, client, runs[0]
 
 

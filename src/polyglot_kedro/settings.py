@@ -9,7 +9,8 @@ from polyglot_kedro.tracking import BatchedParamsMlflowHook, MlflowResultsHook
 # kedro-mlflow's hook (one MLflow run per kedro run) is registered here, as a subclass that
 # logs the parameters once in batches instead of per node (tracking.py), in place of the
 # instance the plugin registers itself; MlflowResultsHook mirrors the results into that run.
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow",)
+# Kedro matches the distribution name as its metadata spells it (kedro_mlflow 2.x: underscore).
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-mlflow", "kedro_mlflow")
 _MLFLOW = (BatchedParamsMlflowHook(),) if BatchedParamsMlflowHook is not None else ()
 # Last: pluggy calls the last registered first, so the MLflow run is open before the
 # project's hooks (as with the plugin's own registration).
