@@ -255,12 +255,11 @@ def _bash_assoc(name: str, values: Mapping[int, str]) -> str:
 
 
 def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, project_path: Path, kedro: str,
-                  log_dir: Path, params: str = "", python: str | None = None) -> str:  # fmt: skip
+                  log_dir: Path, params: str = "") -> str:  # fmt: skip
     """The sbatch script of ``job``: resources as ``#SBATCH`` lines, the USR1 requeue handler, the kedro runs.
 
-    ``python`` (default: this interpreter) runs the rerun's re-pointing of its dependents.
+    A requeued task's rerun re-points its dependents with this interpreter (the submitting one).
     """
-    python = python or sys.executable
     res = cfg.resources(job.resources_of)
     out = ["#!/bin/bash"] + [f"#SBATCH {x}" for x in _sbatch_lines(job, res, cfg, log_dir)]
     out += [
@@ -316,7 +315,7 @@ def render_script(job: Job, cfg: ClusterConfig, *, env: str, run_id: str, projec
         "# while the task shows CANCELLED): the rerun points them back at this task.",
         'if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then',
         '  OWN="${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}"',
-        f'  {shlex.quote(python)} -m polyglot_kedro.cluster.requeue {shlex.quote(str(log_dir.parent))} '
+        f'  {shlex.quote(sys.executable)} -m polyglot_kedro.cluster.requeue {shlex.quote(str(log_dir.parent))} '
         f'{shlex.quote(job.key)} "$MIX" "${{OWN:-$SLURM_JOB_ID}}" || exit $?',
         "fi",
     ]
