@@ -32,9 +32,14 @@ $(STAMP): pyproject.toml
 run: setup
 	$(PY) scripts/timed_run.py data/08_reporting/run_time.json -- $(VENV)/bin/kedro run
 
-## The test suite CI runs (no GPU, no long runs).
+## The test suite CI runs (no GPU, no long runs), on TEST_WORKERS xdist workers:
+## most of the suite waits on one core (imports, pandas, subprocess start-ups),
+## so two workers use both; tests/conftest.py keeps the modules that share a
+## costly fixture on one worker and queues the longest first.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 test: setup
-	$(VENV)/bin/pytest -m "not gpu and not slow" -q --durations=25
+	$(VENV)/bin/pytest -m "not gpu and not slow" -q --durations=25 $(XDIST)
 
 test-all: setup
 	$(VENV)/bin/pytest -q

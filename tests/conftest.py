@@ -15,9 +15,58 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under xdist (make test: two workers on two cores), each worker and the kedro runs
+# it starts get an equal share of the cores as torch/OpenMP threads: two processes
+# with two spinning OpenMP threads each on two cores slowed the suite's default run
+# from ~6 to over 10 minutes. Set before any test module imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, _threads)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+# The suite runs on two xdist workers (``make test``: ``-n 2 --dist loadgroup``).
+# A test module that shares one costly thing stays on one worker, so that thing
+# is made once: the session's default run (every module reading it), the local
+# SLURM (its grids share the one node), and the modules whose kedro start-ups run
+# side by side (:class:`SideBySide` starts the whole module's runs at once).
+# Those groups are queued first, longest first, so the two longest are running on
+# the two workers from the start and the small modules fill in around them.
+XDIST_GROUPS = ("default_run", "slurm")
+
+
+def _xdist_group(module_items: list) -> str | None:
+    """The group of one test module's items: the first of :data:`XDIST_GROUPS` one of them uses, else the
+    module's own name when it runs kedro side by side, else None (its tests go wherever a worker is free)."""
+    for group in XDIST_GROUPS:
+        if any(group in getattr(item, "fixturenames", ()) for item in module_items):
+            return group
+    module = getattr(module_items[0], "module", None)
+    if module is not None and getattr(module, "SideBySide", None) is SideBySide:
+        return module.__name__
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
+def pytest_collection_modifyitems(config, items) -> None:
+    by_module: dict[str, list] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+    rank = {group: i for i, group in enumerate(XDIST_GROUPS)}
+    order: dict[str, int] = {}
+    for path, module_items in by_module.items():
+        group = _xdist_group(module_items)
+        if group is None:
+            continue
+        for item in module_items:
+            item.add_marker(pytest.mark.xdist_group(group))
+        order[path] = rank.get(group, len(XDIST_GROUPS))
+    if getattr(config.option, "dist", "no") != "no" or os.environ.get("PYTEST_XDIST_WORKER"):
+        # the queue's order is the collection's (make test passes --no-loadscope-reorder)
+        items.sort(key=lambda item: order.get(item.nodeid.split("::")[0], len(XDIST_GROUPS) + 1))
 
 
 @pytest.fixture(scope="session")

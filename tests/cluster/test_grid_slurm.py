@@ -169,9 +169,12 @@ def test_grid_submit_requeue_resume_resubmit_and_sequential_equality(tmp_path, c
         last = max(states_at_kill, key=lambda n: int(n.split("-")[1]))
         assert int(last.split("-")[1]) < MAX_STEPS, "training finished before the signal: nothing to resume"
         # SLURM holds a requeued job ~2 min (BeginTime) before it is eligible again; the test
-        # makes it eligible now, which changes nothing of what the rerun does.
+        # makes it eligible a few seconds after the requeue, which changes nothing of what the
+        # rerun does. Not at once: slurmd revokes the killed run's credential and refuses a launch
+        # whose credential is from the same second ("Killing non-startable batch JobId=...: Job
+        # credential revoked", seen when the test said StartTime=now), failing the task for good.
         wait_until(lambda: "JobState=PENDING" in _scontrol(task), 60, "the requeued task to be pending", poll=0.5)
-        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], check=True)
+        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now+3"], check=True)
 
         wait_for_grid(project, run_id, 1800)
         states = {key: sl.task_states(job_id) or {0: sl.job_state(job_id)} for key, job_id in ids.items()}

@@ -58,7 +58,7 @@ def test_a_requeued_task_repoints_the_dependents_a_failed_run_stranded(tmp_path)
         subprocess.run(["scontrol", "requeue", f"{ft}_0"], check=True)  # only mix m0 reruns
         wait_until(lambda: "JobState=PENDING" in subprocess.run(["scontrol", "show", "job", f"{ft}_0"],
                    capture_output=True, text=True).stdout, 60, "the requeued task to be pending")  # fmt: skip
-        subprocess.run(["scontrol", "update", f"JobId={ft}_0", "StartTime=now"], check=True)
+        subprocess.run(["scontrol", "update", f"JobId={ft}_0", "StartTime=now+3"], check=True)  # see test_grid_slurm
 
         wait_until(lambda: sl.task_states(inf).get(0) == "COMPLETED", 120, "m0's inference to run after the rerun")
         log = (tmp_path / "logs" / f"finetuning_{ft}_0.out").read_text()
