@@ -17,8 +17,8 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Under xdist (make test: two workers on two cores), each worker and the kedro runs
 # it starts get an equal share of the cores as torch/OpenMP threads: two processes
-# with two spinning OpenMP threads each on two cores slowed the suite's default run
-# from ~6 to over 10 minutes. Set before any test module imports torch.
+# with two spinning OpenMP threads each on two cores once slowed the suite's default
+# run past 10 minutes (218 s with one thread each). Set before any test module imports torch.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -33,8 +33,8 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 # is made once: the session's default run (every module reading it), the local
 # SLURM (its grids share the one node), and the modules whose kedro start-ups run
 # side by side (:class:`SideBySide` starts the whole module's runs at once).
-# Those groups are queued first, longest first, so the two longest are running on
-# the two workers from the start and the small modules fill in around them.
+# Those groups are queued first, in :data:`XDIST_GROUPS` order (the two longest
+# start on the two workers at once), and the other modules fill in around them.
 XDIST_GROUPS = ("default_run", "slurm")
 
 
@@ -52,11 +52,11 @@ def _xdist_group(module_items: list) -> str | None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into the node ids
 def pytest_collection_modifyitems(config, items) -> None:
-    by_module: dict[str, list] = {}
+    by_module: dict[Path, list] = {}
     for item in items:
-        by_module.setdefault(item.nodeid.split("::")[0], []).append(item)
+        by_module.setdefault(item.path, []).append(item)
     rank = {group: i for i, group in enumerate(XDIST_GROUPS)}
-    order: dict[str, int] = {}
+    order: dict[Path, int] = {}
     for path, module_items in by_module.items():
         group = _xdist_group(module_items)
         if group is None:
@@ -64,9 +64,9 @@ def pytest_collection_modifyitems(config, items) -> None:
         for item in module_items:
             item.add_marker(pytest.mark.xdist_group(group))
         order[path] = rank.get(group, len(XDIST_GROUPS))
-    if getattr(config.option, "dist", "no") != "no" or os.environ.get("PYTEST_XDIST_WORKER"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # only workers collect under xdist
         # the queue's order is the collection's (make test passes --no-loadscope-reorder)
-        items.sort(key=lambda item: order.get(item.nodeid.split("::")[0], len(XDIST_GROUPS) + 1))
+        items.sort(key=lambda item: order.get(item.path, len(XDIST_GROUPS) + 1))
 
 
 @pytest.fixture(scope="session")
