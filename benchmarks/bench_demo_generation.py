@@ -4,9 +4,11 @@
         [--prompts N] [--new-tokens 48] [--rounds 1] [--json PATH]
 
 Old = what ``make demo`` ran before issue 19: transformers ``generate``, one
-job (language) after the other, batches of 10. New = conf/demo's
+job (language) after the other, batches of 10, fp32. New = conf/demo's
 ``inference`` settings (``batch_size`` and ``transformers``: the pooled
-scheduler and its own decode loop, engines/pooled_decode.py). Both run the
+scheduler and its own decode loop, engines/pooled_decode.py, with its
+``cpu_dtype``: bf16 weights where the CPU has bf16 instructions). Each runs
+on its own engine, loaded once from the same folder. Both run the
 paper's chat sampling (T 0.8, top-p 0.9, top-k 50, frequency penalty 0.2,
 stop strings) on the same real prompts: conf/demo's prompt files and
 languages (globals.yml), by default exactly the prompts ``make demo``
@@ -20,8 +22,14 @@ and 2 x (n_params - LM head) per prompt token (only the last prompt
 position's logits are computed); achieved GFLOP/s counts every generated
 token and every (unpadded) prompt token, so
 padding and finished rows still computed by a batch show up as lost
-efficiency. The peak is a big fp32 ``torch.matmul`` timed in the same run
-(bf16 too, to show whether this CPU has fast bf16).
+efficiency. The peaks are a big fp32 and a big bf16 ``torch.matmul`` timed
+in the same run; each setting's achieved GFLOP/s is divided by the peak of
+its weights' dtype.
+
+Fidelity: bf16 weights change the numbers, so the run also compares the
+first generated token's distribution of the two engines' models on every
+prompt of the workload (top-1 agreement, KL in nats); with fp32 on both
+sides it is 1 and 0.
 
 Without the model folder (default: ``data/06_models/base_model`` of the repo)
 or the data, one row says what was skipped.
@@ -141,71 +149,120 @@ def main() -> None:
     from polyglot_kedro.engines import SamplingSpec
     from polyglot_kedro.engines.base import Job
     from polyglot_kedro.engines.transformers_engine import TransformersEngine
+    from polyglot_kedro.modeling import cpu_has_native_bf16
 
     load_start = os.getloadavg()[0]
     prompts = load_prompts(langs, start, stop)
     sampling = SamplingSpec(temperature=0.8, top_p=0.9, top_k=50, frequency_penalty=0.2, max_new_tokens=args.new_tokens)
-    engine = TransformersEngine(str(args.model), batch_size=OLD_BATCH, dtype="float32",
-                                **{k: v for k, v in new_opts.items() if k != "pool_jobs"})  # fmt: skip
-    n_params = sum(p.numel() for p in engine.model.parameters())
+    # Two engines on the same folder: the old demo's (fp32, generate per job) and conf/demo's own
+    # (its transformers options as the inference node passes them: cpu_dtype may cast the weights to bf16).
+    engines = {
+        "old": TransformersEngine(str(args.model), batch_size=OLD_BATCH, dtype="float32"),
+        "new": TransformersEngine(str(args.model), batch_size=new_batch, dtype="float32", **new_opts),
+    }
+    batch = {"old": OLD_BATCH, "new": new_batch}
+    old_model, new_model = engines["old"].model, engines["new"].model
+    new_dtype = str(new_model.dtype).removeprefix("torch.")
+    n_params = sum(p.numel() for p in old_model.parameters())
     # a prompt token runs every layer but not the LM head (only the last position's logits are taken)
-    n_head = engine.model.get_output_embeddings().weight.numel()
-    settings = {"old": (False, OLD_BATCH), "new": (bool(new_opts.get("pool_jobs", False)), new_batch)}
+    n_head = old_model.get_output_embeddings().weight.numel()
 
     def run(name: str) -> dict:
-        pool, bs = settings[name]
-        engine.pool_jobs = pool
-        jobs = [Job(lang, p, sampling, batch_size=bs) for lang, p in prompts.items()]
+        engine = engines[name]
+        jobs = [Job(lang, p, sampling, batch_size=batch[name]) for lang, p in prompts.items()]
         t = time.perf_counter()
         out = engine.generate_jobs(jobs, args.seed)
         wall = time.perf_counter() - t
         gens = [g for gs in out for g in gs]
         new_tok = sum(g.n_output_tokens for g in gens)
         prompt_tok = sum(g.n_prompt_tokens for g in gens)
-        r = {"setting": name, "pool_jobs": pool, "batch_size": bs, "wall_s": round(wall, 2), "new_tokens": new_tok,
+        r = {"setting": name, "engine": engine.name, "dtype": str(engine.model.dtype).removeprefix("torch."),
+             "batch_size": batch[name], "wall_s": round(wall, 2), "new_tokens": new_tok,
              "prompt_tokens": prompt_tok, "tokens_per_s": new_tok / wall,
              "gflops": 2 * (n_params * new_tok + (n_params - n_head) * prompt_tok) / wall / 1e9,
              "loadavg": os.getloadavg()[0]}  # fmt: skip
-        print(f"{name}: pool_jobs={pool} batch {bs}: {new_tok} new tokens ({prompt_tok} prompt) in {wall:.1f} s "
-              f"= {r['tokens_per_s']:.1f} tok/s, {r['gflops']:.1f} GFLOP/s (load {r['loadavg']:.1f})", flush=True)  # fmt: skip
+        print(f"{name}: {r['engine']} {r['dtype']} batch {batch[name]}: {new_tok} new tokens ({prompt_tok} prompt) "
+              f"in {wall:.1f} s = {r['tokens_per_s']:.1f} tok/s, {r['gflops']:.1f} GFLOP/s "
+              f"(load {r['loadavg']:.1f})", flush=True)  # fmt: skip
         return r
 
     runs = [run(name) for _ in range(args.rounds) for name in ("old", "new")]
-    peak32 = matmul_gflops(torch.float32)
-    # this CPU has no avx512_bf16/AMX: bf16 matmul is emulated and slow, hence the small size
-    peak16 = matmul_gflops(torch.bfloat16)
+    fidelity = next_token_fidelity(engines["old"], engines["new"], [p for ps in prompts.values() for p in ps])
+    peak = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
     load_end = os.getloadavg()[0]
     med = {k: {f: statistics.median(r[f] for r in runs if r["setting"] == k) for f in ("tokens_per_s", "gflops")}
-           for k in settings}  # fmt: skip
+           for k in engines}  # fmt: skip
     ratio = med["new"]["tokens_per_s"] / med["old"]["tokens_per_s"]
     size = (f"{len(langs)} langs ({' '.join(langs)}), prompts {start}-{stop} of conf/demo's files "
             f"({sum(map(len, prompts.values()))} prompts), "
             f"{args.new_tokens} new tokens, "
-            f"seed {args.seed}, paper chat sampling, {args.model.name}, {n_params / 1e6:.0f}M params fp32, "
+            f"seed {args.seed}, paper chat sampling, {args.model.name}, {n_params / 1e6:.0f}M params, "
             f"torch threads {torch.get_num_threads()}, median of {args.rounds} interleaved rounds, "
             f"load average {load_start:.1f} -> {load_end:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
-    old_s = f"transformers generate per job, batch {OLD_BATCH}"
-    new_s = (f"conf/demo: pooled own decode loop, <= {new_batch} rows, <= {engine.max_batch_tokens} tokens per batch"
-             if settings["new"][0] else f"conf/demo: generate per job, batch {new_batch}")  # fmt: skip
+    old_s = f"transformers generate per job, batch {OLD_BATCH}, fp32"
+    new_e = engines["new"]
+    new_s = (f"conf/demo: {new_e.name}, {new_dtype} weights, <= {new_batch} rows, "
+             f"<= {new_e.max_batch_tokens} tokens per batch" if new_e.pool_jobs
+             else f"conf/demo: generate per job, batch {new_batch}, {new_dtype}")  # fmt: skip
+    flops = "2 x params per new token, 2 x non-head params per prompt token"
     rows = [
         figure("demo_generation", f"tokens/s old demo ({old_s})", round(med["old"]["tokens_per_s"], 1), "tok/s", note=size),
         figure("demo_generation", f"tokens/s new demo ({new_s})", round(med["new"]["tokens_per_s"], 1), "tok/s",
                ratio=ratio, ratio_of="new / old demo settings", note=size),
-        figure("demo_generation", "achieved GFLOP/s new (2 x params per new token, 2 x non-head params per prompt token)",
-               round(med["new"]["gflops"], 1), "GFLOP/s", ratio=med["new"]["gflops"] / peak32,
-               ratio_of="achieved / fp32 matmul peak", note="prompt tokens unpadded; padding and finished rows are lost work"),
+        figure("demo_generation", f"achieved GFLOP/s new ({flops})", round(med["new"]["gflops"], 1), "GFLOP/s",
+               ratio=med["new"]["gflops"] / peak[new_dtype], ratio_of=f"achieved / {new_dtype} matmul peak",
+               note="prompt tokens unpadded; padding and finished rows are lost work"),
         figure("demo_generation", "achieved GFLOP/s old", round(med["old"]["gflops"], 1), "GFLOP/s",
-               ratio=med["old"]["gflops"] / peak32, ratio_of="achieved / fp32 matmul peak"),
-        figure("demo_generation", "matmul peak fp32 (1024^2, best of 3)", round(peak32, 1), "GFLOP/s"),
-        figure("demo_generation", "matmul peak bf16 (1024^2, best of 3)", round(peak16, 1), "GFLOP/s",
-               ratio=peak16 / peak32, ratio_of="bf16 / fp32"),
+               ratio=med["old"]["gflops"] / peak["float32"], ratio_of="achieved / float32 matmul peak"),
+        figure("demo_generation", "matmul peak fp32 (1024^2, best of 3)", round(peak["float32"], 1), "GFLOP/s"),
+        figure("demo_generation", "matmul peak bf16 (1024^2, best of 3)", round(peak["bfloat16"], 1), "GFLOP/s",
+               ratio=peak["bfloat16"] / peak["float32"], ratio_of="bf16 / fp32",
+               note=f"native bf16 instructions: {cpu_has_native_bf16()} (modeling.cpu_has_native_bf16)"),
+        figure("demo_generation", "first-token top-1 agreement, new vs old weights", round(fidelity["top1"], 4),
+               "fraction", note=fidelity["note"]),
+        figure("demo_generation", "first-token KL(old || new), mean", round(fidelity["kl_mean"], 5), "nats",
+               note=fidelity["note"]),
+        figure("demo_generation", "first-token KL(old || new), max", round(fidelity["kl_max"], 5), "nats",
+               note=fidelity["note"]),
     ]  # fmt: skip
-    print(f"new / old = {ratio:.2f}; matmul peak fp32 {peak32:.1f} GFLOP/s, bf16 {peak16:.1f}; {size}")
+    print(f"new / old = {ratio:.2f}; matmul peak fp32 {peak['float32']:.1f} GFLOP/s, bf16 {peak['bfloat16']:.1f}; "
+          f"first token new vs old: top-1 agreement {fidelity['top1']:.3f}, KL mean {fidelity['kl_mean']:.4f} "
+          f"max {fidelity['kl_max']:.4f} nats; {size}")  # fmt: skip
     if args.json:
-        payload = {"runs": runs, "n_params": n_params, "peak_gflops": {"float32": peak32, "bfloat16": peak16},
+        payload = {"runs": runs, "n_params": n_params, "peak_gflops": peak, "fidelity": fidelity,
                    "loadavg": [load_start, load_end]}  # fmt: skip
         Path(args.json).write_text(json.dumps(with_figures(payload, rows), indent=2), encoding="utf-8")
 
+
+def next_token_fidelity(old, new, prompts: list[str]) -> dict:
+    """How far the new engine's weights move the first generated token's distribution from the old (fp32) ones.
+
+    Each prompt's last-position logits (T = 1, before any sampling warper)
+    from both models, run as each engine runs them (the new engine's pooled
+    attention, ``pooled_decode.GQA_ATTENTION``, fp32 on CPU); one prompt per
+    row and no padding. Returns the share of prompts whose arg-max token is
+    the same, and the mean and max KL(old || new) in nats.
+    """
+    import torch
+
+    from polyglot_kedro.engines.pooled_decode import register_gqa_attention
+
+    new.model.set_attn_implementation(register_gqa_attention())
+    same, kls = 0, []
+    try:
+        with torch.inference_mode():
+            for text in prompts:
+                ids = torch.tensor([old.tokenizer(text)["input_ids"]])
+                lp_old = torch.log_softmax(old.model(input_ids=ids, logits_to_keep=1).logits[0, -1].float(), -1)
+                lp_new = torch.log_softmax(new.model(input_ids=ids, logits_to_keep=1).logits[0, -1].float(), -1)
+                same += int(lp_old.argmax() == lp_new.argmax())
+                kls.append(float((lp_old.exp() * (lp_old - lp_new)).sum()))
+    finally:
+        new.model.set_attn_implementation(new._attention)
+    note = (f"{len(prompts)} prompts (the workload's), last prompt position, T = 1; "
+            f"old: {old.model.dtype}, new: {new.model.dtype} ({new.name})")  # fmt: skip
+    return {"top1": same / len(prompts), "kl_mean": statistics.mean(kls), "kl_max": max(kls), "n": len(prompts),
+            "note": note}  # fmt: skip
 
 if __name__ == "__main__":
     main()

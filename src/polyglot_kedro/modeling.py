@@ -335,6 +335,42 @@ def resolve_dtype(dtype: str | torch.dtype = "auto") -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX512-BF16 / AMX, Arm BF16 (/proc/cpuinfo)
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bf16 in hardware (a flag of :data:`CPU_BF16_FLAGS` in ``cpuinfo``).
+
+    Without such instructions torch emulates bf16 matmuls, far slower than
+    fp32 (0.73 GFLOP/s against 138 on the AVX2 machine of
+    benchmarks/results/demo_generation-20261201T171200Z.json). Where the file
+    is absent (not Linux) the answer is False.
+    """
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return any(f in flags for f in CPU_BF16_FLAGS)
+
+
+def resolve_cpu_dtype(option: str, cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> torch.dtype:
+    """The dtype of a CPU model's weights for ``inference.transformers.cpu_dtype``.
+
+    ``float32`` and ``bfloat16`` are taken as given; ``auto`` is bf16 where
+    :func:`cpu_has_native_bf16`, else fp32.
+    """
+    if option == "auto":
+        return torch.bfloat16 if cpu_has_native_bf16(cpuinfo) else torch.float32
+    if option not in ("float32", "bfloat16"):
+        raise ValueError(f"unknown cpu_dtype {option!r}; expected float32, bfloat16 or auto")
+    return _DTYPES[option]
+
+
 def model_location(path_or_spec: str | os.PathLike | ModelSpec) -> tuple[str, dict[str, Any]]:
     """Where ``from_pretrained`` should look, and the extra kwargs (revision, trust_remote_code)."""
     if isinstance(path_or_spec, ModelSpec):

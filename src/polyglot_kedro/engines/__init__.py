@@ -11,7 +11,10 @@ log = logging.getLogger(__name__)
 
 EngineKind = Literal["auto", "transformers", "vllm"]
 
-__all__ = ["Engine", "EngineKind", "Generation", "SamplingSpec", "make_engine", "resolve_engine_kind"]
+__all__ = [
+    "Engine", "EngineKind", "Generation", "SamplingSpec", "make_engine", "resolve_engine_kind",
+    "transformers_engine_label",
+]  # fmt: skip
 
 
 def resolve_engine_kind(kind: EngineKind) -> str:
@@ -23,6 +26,23 @@ def resolve_engine_kind(kind: EngineKind) -> str:
     chosen = "vllm" if vllm_usable() else "transformers"
     log.info("engine: auto -> %s", chosen)
     return chosen
+
+
+def transformers_engine_label(pool_jobs: bool, cpu_dtype: str = "float32", device: str | None = None) -> str:
+    """What rows made by a :class:`TransformersEngine` with these options record as their engine.
+
+    The scheduler and, on CPU, bf16 weights change sampled outputs, so both
+    are named: ``transformers``, ``transformers-pooled``, ``transformers-pooled-bf16``.
+    """
+    if not pool_jobs:
+        return "transformers"
+    import torch
+
+    from polyglot_kedro.modeling import resolve_cpu_dtype
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = device == "cpu" and resolve_cpu_dtype(cpu_dtype) == torch.bfloat16
+    return "transformers-pooled-bf16" if bf16 else "transformers-pooled"
 
 
 def make_engine(

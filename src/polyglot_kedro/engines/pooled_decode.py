@@ -60,12 +60,16 @@ def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     the grouped heads and the mask directly and gives the same numbers.
     """
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    dtype = query.dtype
+    if query.device.type == "cpu" and dtype != torch.float32:
+        # bf16 linear layers, fp32 attention: torch's bf16 SDPA for CPU is slower than its fp32 one
+        query, key, value = query.float(), key.float(), value.float()
     out = F.scaled_dot_product_attention(
         query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,
         is_causal=bool(query.shape[2] > 1 and attention_mask is None and causal),
         enable_gqa=key.shape[1] != query.shape[1],
     )  # fmt: skip
-    return out.transpose(1, 2).contiguous(), None
+    return out.to(dtype).transpose(1, 2).contiguous(), None
 
 
 @functools.cache
@@ -218,7 +222,9 @@ def decode_batch(
                     past_key_values=group, use_cache=True, logits_to_keep=1)  # fmt: skip
         if not layers:
             k = group.layers[0].keys
-            layers = [ReservedLayer(n_rows, k.shape[1], width + budget, k.shape[-1], k.dtype, device) for _ in group.layers]
+            # on CPU the cache is fp32 whatever the weights' dtype: attention runs in fp32 (see _sdpa_gqa)
+            kv_dtype = torch.float32 if k.device.type == "cpu" else k.dtype
+            layers = [ReservedLayer(n_rows, k.shape[1], width + budget, k.shape[-1], kv_dtype, device) for _ in group.layers]
         for layer, g in zip(layers, group.layers, strict=True):
             layer.fill(slice(start, stop), g.keys, g.values, width)
         mask[start:stop, width - am.shape[1] :] = am

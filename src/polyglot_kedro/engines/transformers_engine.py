@@ -24,6 +24,13 @@ is, and length sorting spreads each job over the whole queue, so partitions
 are written near the end of the seed and a kill loses more work than job by
 job (tests/faults/test_kill_restart.py expects partitions written one by one).
 Rows it writes say ``engine: transformers-pooled``.
+On CPU, ``cpu_dtype`` (``bfloat16``, or ``auto``: bf16 where the CPU has bf16
+instructions, see ``modeling.cpu_has_native_bf16``) runs the pooled loop with
+bf16 weights, so every linear layer multiplies in bf16, while attention and
+its KV cache stay fp32 (``pooled_decode._sdpa_gqa``: torch's bf16 attention on
+CPU is slower than its fp32 one); logits are sampled in fp32. Rows then say
+``engine: transformers-pooled-bf16``: bf16 rounding changes sampled outputs,
+so such partitions are never reused as fp32 ones (or the reverse).
 Off by default (``pool_jobs=False``: jobs one after the other through
 ``model.generate``, batch indices restarting per job, as before).
 """
@@ -47,6 +54,7 @@ from polyglot_kedro.engines.base import (
     failed_generation,
     fit_prompt,
 )
+from polyglot_kedro.engines import transformers_engine_label
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.engines.pooled_decode import decode_batch, plan_batches, register_gqa_attention
 from polyglot_kedro.modeling import load_causal_lm, load_tokenizer
@@ -81,6 +89,14 @@ class TransformersEngine(Engine):
             (rows x (longest prompt + budget)) in one decode batch.
         prefill_tokens: pooled only: at most this many padded tokens in one
             prefill forward.
+        cpu_dtype: pooled on CPU only: ``float32``, ``bfloat16`` (bf16
+            weights, fp32 attention and KV cache) or ``auto`` (bf16 where
+            the CPU has bf16 instructions); ignored on a GPU, where ``dtype``
+            rules.
+
+    Raises:
+        ValueError: ``cpu_dtype`` other than float32 without ``pool_jobs``
+            (``generate`` would run attention in bf16 too).
     """
 
     def __init__(
@@ -94,8 +110,11 @@ class TransformersEngine(Engine):
         pool_jobs: bool = False,
         max_batch_tokens: int = 16384,
         prefill_tokens: int = 4096,
+        cpu_dtype: str = "float32",
     ):
         super().__init__(model_path, batch_size=batch_size)
+        if cpu_dtype != "float32" and not pool_jobs:
+            raise ValueError(f"cpu_dtype {cpu_dtype!r} needs pool_jobs: only the pooled loop keeps attention in fp32")
         self.pool_jobs = pool_jobs
         self.max_batch_tokens = max_batch_tokens
         self.prefill_tokens = prefill_tokens
@@ -107,13 +126,17 @@ class TransformersEngine(Engine):
         if self.tokenizer.pad_token is None:
             raise ValueError(f"tokenizer in {self.model_path} has neither a pad nor an eos token")
         self.model = load_causal_lm(self.model_path, dtype=dtype).to(self.device)
+        self.cpu_dtype = cpu_dtype
+        if self.name.endswith("-bf16"):
+            self.model.to(torch.bfloat16)  # linear layers in bf16; _sdpa_gqa keeps attention fp32
+        log.info("transformers engine: %s, weights %s on %s", self.name, self.model.dtype, self.device)
         self._attention = self.model.config._attn_implementation  # what generate() runs with
         self._eos_ids = self._eos_token_ids()
 
     @property
     def name(self) -> str:  # type: ignore[override]
         """What rows record as their engine: the scheduler changes outputs, so it is named."""
-        return "transformers-pooled" if self.pool_jobs else "transformers"
+        return transformers_engine_label(self.pool_jobs, self.cpu_dtype, self.device)
 
     def _eos_token_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 
 from polyglot_kedro.config import StrictModel, resolve_model
 from polyglot_kedro.contracts import EVAL_PROMPT_COLUMNS, GENERATION_COLUMNS, ITEM_FIELDS, XNLI_LOGLIK_COLUMNS
-from polyglot_kedro.engines import Engine, SamplingSpec, make_engine
+from polyglot_kedro.engines import Engine, SamplingSpec, make_engine, transformers_engine_label
 from polyglot_kedro.engines.base import Generation, Job
 from polyglot_kedro.modeling import load_tokenizer, model_fingerprint
 from polyglot_kedro.prompting import check_prompt_format, render_prompts
@@ -109,6 +109,15 @@ class TransformersOptions(StrictModel):
     pool_jobs: bool = False  # every partition of a seed through the own decode loop (engines/pooled_decode.py)
     max_batch_tokens: int = Field(16384, ge=1)  # pooled: rows x (longest prompt + budget) per decode batch
     prefill_tokens: int = Field(4096, ge=1)  # pooled: padded tokens per prefill forward
+    # pooled on CPU: bf16 weights (fp32 attention and KV cache); auto = bf16 where the CPU has bf16 instructions
+    cpu_dtype: Literal["float32", "bfloat16", "auto"] = "float32"
+
+    @model_validator(mode="after")
+    def _bf16_needs_pooling(self) -> TransformersOptions:
+        if self.cpu_dtype != "float32" and not self.pool_jobs:
+            raise ValueError(f"inference.transformers.cpu_dtype: {self.cpu_dtype} needs pool_jobs: true "
+                             "(only the pooled decode loop keeps attention in fp32)")  # fmt: skip
+        return self
 
 
 class InferenceParams(StrictModel):
@@ -257,7 +266,8 @@ def generate_outputs(
     }
     n_done = 0
     # what rows record as their engine (TransformersEngine.name): the pooled scheduler is named
-    engine_label = "transformers-pooled" if p.engine == "transformers" and p.transformers.pool_jobs else p.engine
+    engine_label = (transformers_engine_label(p.transformers.pool_jobs, p.transformers.cpu_dtype)
+                    if p.engine == "transformers" else p.engine)  # fmt: skip
     try:
         for s_i, seed in enumerate(p.seeds):
             jobs: list[Job] = []
