@@ -104,6 +104,33 @@ def test_resolve_dtype_cpu():
         modeling.resolve_dtype("int8")
 
 
+X86_FLAGS = "flags\t\t: fpu vme sse sse2 avx avx2 fma avx512f avx512bw"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        (f"processor\t: 0\n{X86_FLAGS} avx512_bf16 avx512_vnni\n", True),  # AVX512-BF16 (EPYC Zen 4+, Cooper Lake)
+        (f"processor\t: 0\n{X86_FLAGS} amx_bf16 amx_tile\n", True),  # AMX (Sapphire Rapids)
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm (Graviton 3, Neoverse V1)
+        (f"processor\t: 0\n{X86_FLAGS}\nmodel name\t: avx512_bf16 in a name is no flag\n", False),
+        ("processor\t: 0\nFeatures\t: fp asimd\n", False),
+        (None, False),  # no /proc/cpuinfo (not Linux)
+    ],
+)
+def test_cpu_dtype_auto_is_bf16_only_where_the_cpu_has_bf16_instructions(tmp_path, cpuinfo, native):
+    path = tmp_path / "cpuinfo"
+    if cpuinfo is not None:
+        path.write_text(cpuinfo, encoding="utf-8")
+    assert modeling.cpu_has_native_bf16(path) is native
+    assert modeling.resolve_cpu_dtype("auto", path) == (torch.bfloat16 if native else torch.float32)
+    # explicit choices are taken as given, whatever the CPU
+    assert modeling.resolve_cpu_dtype("float32", path) == torch.float32
+    assert modeling.resolve_cpu_dtype("bfloat16", path) == torch.bfloat16
+    with pytest.raises(ValueError, match="unknown cpu_dtype 'fp16'"):
+        modeling.resolve_cpu_dtype("fp16", path)
+
+
 def test_model_pipeline_builds_base_model(tmp_path):
     catalog = DataCatalog(
         {

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from polyglot_kedro.engines import SamplingSpec
+from polyglot_kedro.engines import SamplingSpec, pooled_decode
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.engines.pooled_decode import (
     ReservedLayer,
@@ -137,3 +137,44 @@ def test_reserved_layer_writes_in_place_and_refuses_overflow():
     layer.update(torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4))
     with pytest.raises(RuntimeError, match="reserved KV cache full"):
         layer.update(torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4))
+
+
+def test_bf16_weights_run_attention_and_its_cache_in_fp32(tmp_path, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("cpu_dtype applies on CPU only")
+    folder = str(build_tiny_llama(tmp_path / "tiny"))
+    with pytest.raises(ValueError, match="needs pool_jobs"):
+        TransformersEngine(folder, dtype="float32", cpu_dtype="bfloat16")
+    engine = TransformersEngine(folder, batch_size=8, dtype="float32", pool_jobs=True, cpu_dtype="bfloat16")
+    assert engine.name == "transformers-pooled-bf16"
+    assert {p.dtype for p in engine.model.parameters()} == {torch.bfloat16}
+    seen, caches = [], []
+    real_sdpa, real_layer = torch.nn.functional.scaled_dot_product_attention, pooled_decode.ReservedLayer
+
+    def sdpa(q, k, v, *a, **kw):
+        seen.append((q.dtype, k.dtype, v.dtype))
+        return real_sdpa(q, k, v, *a, **kw)
+
+    def layer(*a, **kw):
+        caches.append(real_layer(*a, **kw))
+        return caches[-1]
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", sdpa)
+    monkeypatch.setattr(pooled_decode, "ReservedLayer", layer)
+    s = SamplingSpec(temperature=0.8, top_p=0.9, top_k=50, frequency_penalty=0.2, max_new_tokens=8)
+    a = [g.text for g in engine.generate(PROMPTS * 2, s, seed=1)]
+    assert seen and set(seen) == {(torch.float32,) * 3}  # prefill and every decode step
+    assert caches and {c.keys.dtype for c in caches} == {torch.float32}
+    assert a == [g.text for g in engine.generate(PROMPTS * 2, s, seed=1)]  # seeded, reproducible
+
+
+def test_gqa_attention_on_bf16_inputs_is_fp32_attention_rounded_once():
+    torch.manual_seed(0)
+    q = torch.randn(2, 4, 5, 16, dtype=torch.bfloat16)
+    k, v = torch.randn(2, 2, 5, 16, dtype=torch.bfloat16), torch.randn(2, 2, 5, 16, dtype=torch.bfloat16)
+    module = torch.nn.Module()
+    out, _ = pooled_decode._sdpa_gqa(module, q, k, v, None)
+    ref = torch.nn.functional.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True,
+                                                           enable_gqa=True)  # fmt: skip
+    assert out.dtype == torch.bfloat16
+    assert torch.equal(out, ref.to(torch.bfloat16).transpose(1, 2).contiguous())
