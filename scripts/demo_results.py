@@ -9,7 +9,9 @@ reporting stage's ``results_bundle`` node) committed as
 (IO language agreement per language x mix with the prompt-level CI and n; the
 paired comparisons of one mix, by default mono, with every other, with the
 family-adjusted p-value, the family, the p-value floor and the minimum
-detectable difference; the plateau table) replace whatever stands between
+detectable difference; the paper's own numbers for the same metric next to
+the run's, from ``docs/results/paper-llama2-7b/io_agreement.csv``, where it
+exists; the plateau table) replace whatever stands between
 ``<!-- demo-results:begin -->`` and ``<!-- demo-results:end -->`` in each
 file, and cite the bundle's path and the run's git commit, so every number in
 those files can be traced to a file in the repository.
@@ -41,6 +43,8 @@ BEGIN = "<!-- demo-results:begin -->"
 END = "<!-- demo-results:end -->"
 DEFAULT_FILES = ("README.md", "docs/REPLICATION.md")
 TABLES = ("aggregates.csv", "comparisons.csv", "plateau.csv")
+PAPER = Path("docs/results/paper-llama2-7b/io_agreement.csv")  # the paper's Figure 1 values (see its README)
+PAPER_METRIC = "io_lang_agreement"  # what the paper file holds
 
 
 class BundleError(ValueError):
@@ -232,6 +236,54 @@ def comparison_table(bundle: Bundle, metric: str, baseline: str, languages: list
     return [caption, "", *_table(header, rows)]
 
 
+def paper_lines(bundle: Bundle, metric: str, baseline: str, languages: list[str], paper: Path | None,
+                root: Path = REPO_ROOT) -> list[str]:
+    """The run's means next to the paper's for the mixes both have (``baseline`` first), per language of the run.
+
+    Empty where ``paper`` is None or absent, or ``metric`` is not the one the paper file holds.
+
+    Raises:
+        BundleError: the paper file lacks a column, or a value is missing for a language and mix of the run.
+    """
+    if paper is None or metric != PAPER_METRIC:
+        return []
+    file = paper if paper.is_absolute() else root / paper
+    if not file.is_file():
+        return []
+    ref = pd.read_csv(file, dtype={"lang": str, "mix": str})
+    missing = {"model", "mix", "lang", "io_agreement", "n_items", "seeds"} - set(ref.columns)
+    if missing:
+        raise BundleError(f"{file}: no column(s) {', '.join(sorted(missing))}")
+    agg = bundle.aggregates
+    agg = agg[(agg["task"] == "chat") & (agg["metric"] == metric)]
+    mixes = [m for m in mix_order(bundle) if m in set(ref["mix"]) and m in set(agg["mix"].astype(str))]
+    if baseline not in mixes:
+        return []
+    mixes = [baseline, *[m for m in mixes if m != baseline]]
+    ours = {(str(r.lang), str(r.mix)): r.mean for r in agg.itertuples(index=False)}
+    theirs = {(str(r.lang), str(r.mix)): r.io_agreement for r in ref.itertuples(index=False)}
+    rows = []
+    for lang in _ordered(agg["lang"], languages):
+        if (lang, baseline) not in ours:
+            continue
+        for mix in mixes:
+            if (lang, mix) not in theirs:
+                raise BundleError(f"{file}: no {mix} row for {lang} (the run has it)")
+        rows.append([lang, *[_num(ours.get((lang, m))) for m in mixes], *[_num(theirs[(lang, m)]) for m in mixes]])
+    models = sorted(ref[ref["mix"].isin(mixes)]["model"].astype(str).unique())
+    items = sorted({(int(r.n_items), int(r.seeds)) for r in ref[ref["mix"].isin(mixes)].itertuples(index=False)})
+    size = "; ".join(f"{n // k} prompts x {k} seeds" for n, k in items)
+    model = agg["model"].iloc[0] if len(agg) else "?"
+    caption = (f"Next to the paper: the same {metric} of the paper's Llama 2 7b models ({', '.join(models)}; mean "
+               f"over its seeds, {size} per cell, AlpacaEval prompts, OpenLID), read from its released evaluation "
+               f"files: `{_cite(file, root)}` (see the README beside it). This run: {model}, its own prompts and "
+               f"LID (fastText lid.176). Model, prompts, detector and tuning scale differ, so compare the shape "
+               f"(does a multi mix raise agreement over {baseline} on the languages it was not tuned on?), not "
+               f"the levels; the comparisons above say which of this run's differences are significant.")
+    header = ["lang", *[f"{m} (this run)" for m in mixes], *[f"{m} (paper)" for m in mixes]]
+    return [caption, "", *_table(header, rows)]
+
+
 def plateau_lines(bundle: Bundle, languages: list[str], first_metric: str) -> list[str]:
     """The plateau (non-inferiority) table: per metric (``first_metric`` first), language and resource group."""
     pl = bundle.plateau
@@ -300,13 +352,15 @@ def verdict_lines(bundle: Bundle, metric: str, baseline: str, languages: list[st
 
 
 def render_block(bundle: Bundle, *, metric: str = "io_lang_agreement", baseline: str = "mono",
-                 languages: list[str] | None = None, trained: dict[str, list[str]] | None = None) -> str:
+                 languages: list[str] | None = None, trained: dict[str, list[str]] | None = None,
+                 paper: Path | None = None, root: Path = REPO_ROOT) -> str:
     """The text between the markers (without them), ending in a newline."""
     languages = language_order() if languages is None else languages
     verdict = verdict_lines(bundle, metric, baseline, languages, trained)
+    beside = paper_lines(bundle, metric, baseline, languages, paper, root)
     lines = [_source_line(bundle), "", *agreement_table(bundle, metric, languages), "",
              *comparison_table(bundle, metric, baseline, languages), "", *(verdict + [""] if verdict else []),
-             *plateau_lines(bundle, languages, metric)]
+             *(beside + [""] if beside else []), *plateau_lines(bundle, languages, metric)]
     return "\n".join(lines) + "\n"
 
 
@@ -334,6 +388,8 @@ def main(argv: list[str] | None = None, root: Path = REPO_ROOT) -> int:
     parser.add_argument("--files", nargs="+", default=list(DEFAULT_FILES), help="files with the marker pair")
     parser.add_argument("--metric", default="io_lang_agreement")
     parser.add_argument("--baseline", default="mono", help="mix compared with every other")
+    parser.add_argument("--paper", type=Path, default=PAPER,
+                        help=f"the paper's values of {PAPER_METRIC} (default: {PAPER}; skipped where absent)")
     args = parser.parse_args(argv)
     path = args.bundle if args.bundle is not None else newest_bundle(root)
     if path is None:
@@ -343,7 +399,7 @@ def main(argv: list[str] | None = None, root: Path = REPO_ROOT) -> int:
         bundle = load_bundle(path if path.is_absolute() else root / path, root)
         trained = trained_languages(bundle.manifest.get("run", {}).get("env"), root)
         block = render_block(bundle, metric=args.metric, baseline=args.baseline, languages=language_order(),
-                             trained=trained)  # fmt: skip
+                             trained=trained, paper=args.paper, root=root)  # fmt: skip
         stale = []
         for name in args.files:
             file = root / name

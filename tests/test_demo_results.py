@@ -183,3 +183,43 @@ def test_trained_languages_follow_the_mixing_rule():
     trained = demo_results.trained_languages("demo")
     assert trained is not None and trained["mono"] == ["en"]
     assert trained["multi2"] == ["en", "es"] and trained["multi3"] == ["en", "es", "ru"]
+
+
+def _paper_csv(path: Path, langs: list[str], drop: tuple[str, str] | None = None) -> dict[tuple[str, str], float]:
+    """A paper file in the committed one's format; value = a distinct number per (lang, mix)."""
+    values = {(lang, mix): round(0.1 + 0.2 * i + 0.01 * j, 4) for j, lang in enumerate(langs)
+              for i, mix in enumerate(("mono", "multi2", "multi3", "multi6"))}  # fmt: skip
+    rows = [{"model": f"llama_2_7b_hf_ml{mix[-1] if mix != 'mono' else 1}_merged", "mix": mix, "lang": lang,
+             "io_agreement": v, "n_items": 2415, "seeds": 3} for (lang, mix), v in values.items() if (lang, mix) != drop]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return values
+
+
+def test_the_paper_s_numbers_stand_next_to_the_run_s(project):
+    values = _paper_csv(project / demo_results.PAPER, [*LANGS, "sv"])
+    assert demo_results.main([], root=project) == 0
+    block = _block((project / "README.md").read_text())
+    assert f"`{demo_results.PAPER.as_posix()}`" in block and "805 prompts x 3 seeds" in block
+    lines = block.splitlines()
+    header = lines.index("| lang | mono (this run) | multi2 (this run) | multi3 (this run) | mono (paper) "
+                         "| multi2 (paper) | multi3 (paper) |")  # mixes of both; multi6 is the paper's only
+    rows = lines[header + 2 : header + 6]
+    assert [r.split("|")[1].strip() for r in rows] == ["en", "de", "es", "bg"]  # the run's languages (no sv)
+    agg = pd.read_csv(project / "docs/results/2026-12-01-demo/aggregates.csv")
+    agg = agg[(agg["metric"] == "io_lang_agreement") & (agg["task"] == "chat")]
+    for row in rows:
+        lang = row.split("|")[1].strip()
+        mean = {m: agg[(agg["lang"] == lang) & (agg["mix"] == m)]["mean"].iloc[0] for m in ("mono", "multi2", "multi3")}
+        expected = [f"{mean[m]:.2f}" for m in ("mono", "multi2", "multi3")]
+        expected += [f"{values[(lang, m)]:.2f}" for m in ("mono", "multi2", "multi3")]
+        assert [c.strip() for c in row.split("|")[2:-1]] == expected
+    # another metric has no paper numbers: no table
+    assert demo_results.main(["--metric", "helpfulness", "--files", "README.md"], root=project) == 0
+    assert "Next to the paper" not in (project / "README.md").read_text()
+
+
+def test_a_paper_file_without_a_cell_of_the_run_is_refused(project, capsys):
+    _paper_csv(project / demo_results.PAPER, LANGS, drop=("bg", "multi2"))
+    assert demo_results.main([], root=project) == 1
+    assert "no multi2 row for bg (the run has it)" in capsys.readouterr().err
