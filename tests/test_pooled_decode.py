@@ -148,6 +148,9 @@ def test_bf16_weights_run_attention_and_its_cache_in_fp32(tmp_path, monkeypatch)
     engine = TransformersEngine(folder, batch_size=8, dtype="float32", pool_jobs=True, cpu_dtype="bfloat16")
     assert engine.name == "transformers-pooled-bf16"
     assert {p.dtype for p in engine.model.parameters()} == {torch.bfloat16}
+    buffers = dict(engine.model.named_buffers())
+    assert any(name.endswith("inv_freq") for name in buffers)
+    assert {b.dtype for b in buffers.values() if b.is_floating_point()} == {torch.float32}  # RoPE not rounded
     seen, caches = [], []
     real_sdpa, real_layer = torch.nn.functional.scaled_dot_product_attention, pooled_decode.ReservedLayer
 

@@ -128,7 +128,10 @@ class TransformersEngine(Engine):
         self.model = load_causal_lm(self.model_path, dtype=dtype).to(self.device)
         self.cpu_dtype = cpu_dtype
         if self.name.endswith("-bf16"):
-            self.model.to(torch.bfloat16)  # linear layers in bf16; _sdpa_gqa keeps attention fp32
+            # Parameters only: buffers such as RoPE's inv_freq stay fp32 (model.to(bf16) would round the
+            # rotary frequencies and so shift every position's angle). _sdpa_gqa keeps attention fp32.
+            for param in self.model.parameters():
+                param.data = param.data.to(torch.bfloat16)
         log.info("transformers engine: %s, weights %s on %s", self.name, self.model.dtype, self.device)
         self._attention = self.model.config._attn_implementation  # what generate() runs with
         self._eos_ids = self._eos_token_ids()
