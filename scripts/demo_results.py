@@ -237,8 +237,10 @@ def comparison_table(bundle: Bundle, metric: str, baseline: str, languages: list
 
 
 def paper_lines(bundle: Bundle, metric: str, baseline: str, languages: list[str], paper: Path | None,
-                root: Path = REPO_ROOT) -> list[str]:
-    """The run's means next to the paper's for the mixes both have (``baseline`` first), per language of the run.
+                root: Path = REPO_ROOT, trained: dict[str, list[str]] | None = None) -> list[str]:
+    """The run's means next to the paper's for the mixes both have (``baseline`` first), per language of the run,
+    and, with ``trained``, one plain line per multi mix: the paper's change over ``baseline`` on the run's
+    languages the mix was not tuned on, and where this run's change was significant.
 
     Empty where ``paper`` is None or absent, or ``metric`` is not the one the paper file holds.
 
@@ -281,7 +283,28 @@ def paper_lines(bundle: Bundle, metric: str, baseline: str, languages: list[str]
                f"(does a multi mix raise agreement over {baseline} on the languages it was not tuned on?), not "
                f"the levels; the comparisons above say which of this run's differences are significant.")
     header = ["lang", *[f"{m} (this run)" for m in mixes], *[f"{m} (paper)" for m in mixes]]
-    return [caption, "", *_table(header, rows)]
+    shown = [r[0] for r in rows]
+    cmp_ = bundle.comparisons
+    plain = []
+    for mix in mixes[1:]:
+        seen = (trained or {}).get(mix)
+        if seen is None or cmp_.empty:
+            continue
+        unseen = [lang for lang in shown if lang not in seen]
+        if not unseen:
+            continue
+        diffs = [theirs[(lang, mix)] - theirs[(lang, baseline)] for lang in unseen]
+        ups = [lang for lang, d in zip(unseen, diffs) if d > 0]
+        sub = cmp_[(cmp_["task"] == "chat") & (cmp_["metric"] == metric) & (cmp_["mix_a"] == baseline)
+                   & (cmp_["mix_b"].astype(str) == mix) & cmp_["lang"].astype(str).isin(unseen)]  # fmt: skip
+        sig_up = _ordered(sub.loc[sub["significant"].astype(bool) & (sub["diff"] > 0), "lang"], languages)
+        plain.append(f"- **{mix}** vs {baseline} on the {len(unseen)} languages here it was not tuned on "
+                     f"({', '.join(unseen)}): the paper's {mix} is higher on {len(ups)} of them "
+                     f"({_signed(min(diffs))} to {_signed(max(diffs))}); this run's is significantly higher on "
+                     f"{len(sig_up)} ({', '.join(sig_up) if sig_up else 'none'}).")
+    if plain:
+        plain = ["", "In plain words, against the paper (generated from the two tables):", "", *plain]
+    return [caption, "", *_table(header, rows), *plain]
 
 
 def plateau_lines(bundle: Bundle, languages: list[str], first_metric: str) -> list[str]:
@@ -357,7 +380,7 @@ def render_block(bundle: Bundle, *, metric: str = "io_lang_agreement", baseline:
     """The text between the markers (without them), ending in a newline."""
     languages = language_order() if languages is None else languages
     verdict = verdict_lines(bundle, metric, baseline, languages, trained)
-    beside = paper_lines(bundle, metric, baseline, languages, paper, root)
+    beside = paper_lines(bundle, metric, baseline, languages, paper, root, trained)
     lines = [_source_line(bundle), "", *agreement_table(bundle, metric, languages), "",
              *comparison_table(bundle, metric, baseline, languages), "", *(verdict + [""] if verdict else []),
              *(beside + [""] if beside else []), *plateau_lines(bundle, languages, metric)]

@@ -223,3 +223,21 @@ def test_a_paper_file_without_a_cell_of_the_run_is_refused(project, capsys):
     _paper_csv(project / demo_results.PAPER, LANGS, drop=("bg", "multi2"))
     assert demo_results.main([], root=project) == 1
     assert "no multi2 row for bg (the run has it)" in capsys.readouterr().err
+
+
+def test_the_plain_line_against_the_paper_counts_the_unseen_languages(project):
+    _paper_csv(project / demo_results.PAPER, LANGS)
+    bundle = demo_results.load_bundle(project / "docs/results/2026-12-01-demo", project)
+    trained = {"mono": ["en"], "multi2": ["en", "es"], "multi3": ["en", "es", "bg"]}
+    block = demo_results.render_block(bundle, languages=["en", "de", "es", "bg"], trained=trained,
+                                      paper=demo_results.PAPER, root=project)  # fmt: skip
+    cmp_ = pd.read_csv(project / "docs/results/2026-12-01-demo/comparisons.csv")
+    cmp_ = cmp_[(cmp_["metric"] == "io_lang_agreement") & (cmp_["mix_a"] == "mono") & cmp_["significant"]
+                & (cmp_["diff"] > 0)]  # fmt: skip
+    for mix, unseen in (("multi2", ["de", "bg"]), ("multi3", ["de"])):
+        sig = [lang for lang in unseen if lang in set(cmp_[cmp_["mix_b"] == mix]["lang"])]
+        # the paper file's multi2 (multi3) is mono + 0.20 (+ 0.40) in every language
+        step = {"multi2": "+0.20", "multi3": "+0.40"}[mix]
+        assert (f"- **{mix}** vs mono on the {len(unseen)} languages here it was not tuned on ({', '.join(unseen)}): "
+                f"the paper's {mix} is higher on {len(unseen)} of them ({step} to {step}); this run's is "
+                f"significantly higher on {len(sig)} ({', '.join(sig) if sig else 'none'}).") in block
