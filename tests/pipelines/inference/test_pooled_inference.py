@@ -9,6 +9,14 @@ from polyglot_kedro.pipelines.inference import nodes
 from polyglot_kedro.pipelines.inference.nodes import build_eval_prompts, generate_outputs
 
 
+def _spy_on_engines(monkeypatch) -> list[dict]:
+    """The keyword arguments of every engine the inference node builds from now on."""
+    made: list[dict] = []
+    real = nodes.make_engine
+    monkeypatch.setattr(nodes, "make_engine", lambda *a, **kw: made.append(kw) or real(*a, **kw))
+    return made
+
+
 def test_inference_records_the_pooled_engine_and_reuses_its_partitions(
     monkeypatch, tiny_model_dir, chat_prompts, xquad_raw, xcsqa_raw, inference_params, models
 ):
@@ -16,9 +24,7 @@ def test_inference_records_the_pooled_engine_and_reuses_its_partitions(
     prompts = build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
     first = generate_outputs(tiny_model_dir, prompts, inference_params, "tiny_test", models, mix_name="mono")
     assert (first["engine"] == "transformers-pooled").all()
-    made = []
-    real = nodes.make_engine
-    monkeypatch.setattr(nodes, "make_engine", lambda *a, **kw: made.append(kw) or real(*a, **kw))
+    made = _spy_on_engines(monkeypatch)
     again = generate_outputs(tiny_model_dir, prompts, inference_params, "tiny_test", models, mix_name="mono")
     assert made == []  # every partition reused: no engine was even built
     # the per-job scheduler does not reuse the pooled one's outputs
@@ -37,9 +43,7 @@ def test_bf16_partitions_are_named_and_never_reused_as_fp32(
     prompts = build_eval_prompts(chat_prompts, xquad_raw, xcsqa_raw, inference_params)
     bf16 = generate_outputs(tiny_model_dir, prompts, inference_params, "tiny_test", models, mix_name="mono")
     assert (bf16["engine"] == "transformers-pooled-bf16").all()
-    made = []
-    real = nodes.make_engine
-    monkeypatch.setattr(nodes, "make_engine", lambda *a, **kw: made.append(kw) or real(*a, **kw))
+    made = _spy_on_engines(monkeypatch)
     again = generate_outputs(tiny_model_dir, prompts, inference_params, "tiny_test", models, mix_name="mono")
     assert made == []  # bf16 partitions reused by a bf16 rerun
     pd.testing.assert_frame_equal(bf16, again)
