@@ -7,8 +7,10 @@ Old = what ``make demo`` ran before issue 19: transformers ``generate``, one
 job (language) after the other, batches of 10, fp32. New = conf/demo's
 ``inference`` settings (``batch_size`` and ``transformers``: the pooled
 scheduler and its own decode loop, engines/pooled_decode.py, with its
-``cpu_dtype``: bf16 weights where the CPU has bf16 instructions). Each runs
-on its own engine, loaded once from the same folder. Both run the
+``cpu_dtype``: bf16 weights where the CPU has bf16 instructions). Where new
+runs bf16, a third setting runs new's scheduler with fp32 weights, so the
+scheduler's gain and bf16's are measured apart. Each setting runs on its own
+engine, loaded once from the same folder. All run the
 paper's chat sampling (T 0.8, top-p 0.9, top-k 50, frequency penalty 0.2,
 stop strings) on the same real prompts: conf/demo's prompt files and
 languages (globals.yml), by default exactly the prompts ``make demo``
@@ -154,7 +156,7 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     prompts = load_prompts(langs, start, stop)
     sampling = SamplingSpec(temperature=0.8, top_p=0.9, top_k=50, frequency_penalty=0.2, max_new_tokens=args.new_tokens)
-    # Two engines on the same folder: the old demo's (fp32, generate per job) and conf/demo's own
+    # Engines on the same folder: the old demo's (fp32, generate per job) and conf/demo's own
     # (its transformers options as the inference node passes them: cpu_dtype may cast the weights to bf16).
     engines = {
         "old": TransformersEngine(str(args.model), batch_size=OLD_BATCH, dtype="float32"),
@@ -163,6 +165,10 @@ def main() -> None:
     batch = {"old": OLD_BATCH, "new": new_batch}
     old_model, new_model = engines["old"].model, engines["new"].model
     new_dtype = str(new_model.dtype).removeprefix("torch.")
+    if new_dtype != "float32":  # conf/demo's scheduler in fp32 too: what the scheduler gains apart from bf16
+        engines["new_fp32"] = TransformersEngine(str(args.model), batch_size=new_batch, dtype="float32",
+                                                 **{**new_opts, "cpu_dtype": "float32"})  # fmt: skip
+        batch["new_fp32"] = new_batch
     n_params = sum(p.numel() for p in old_model.parameters())
     # a prompt token runs every layer but not the LM head (only the last position's logits are taken)
     n_head = old_model.get_output_embeddings().weight.numel()
@@ -186,7 +192,7 @@ def main() -> None:
               f"(load {r['loadavg']:.1f})", flush=True)  # fmt: skip
         return r
 
-    runs = [run(name) for _ in range(args.rounds) for name in ("old", "new")]
+    runs = [run(name) for _ in range(args.rounds) for name in engines]
     fidelity = next_token_fidelity(engines["old"], engines["new"], [p for ps in prompts.values() for p in ps])
     peak = {"float32": matmul_gflops(torch.float32), "bfloat16": matmul_gflops(torch.bfloat16)}
     load_end = os.getloadavg()[0]
@@ -214,6 +220,13 @@ def main() -> None:
                note="prompt tokens unpadded; padding and finished rows are lost work"),
         figure("demo_generation", "achieved GFLOP/s old", round(med["old"]["gflops"], 1), "GFLOP/s",
                ratio=med["old"]["gflops"] / peak["float32"], ratio_of="achieved / float32 matmul peak"),
+        *([figure("demo_generation", "tokens/s conf/demo's scheduler in fp32 (cpu_dtype: float32)",
+                  round(med["new_fp32"]["tokens_per_s"], 1), "tok/s",
+                  ratio=med["new_fp32"]["tokens_per_s"] / med["old"]["tokens_per_s"], ratio_of="new fp32 / old",
+                  note="the same scheduler and batches as new, fp32 weights: new / this = what bf16 adds"),
+           figure("demo_generation", "achieved GFLOP/s new fp32", round(med["new_fp32"]["gflops"], 1), "GFLOP/s",
+                  ratio=med["new_fp32"]["gflops"] / peak["float32"], ratio_of="achieved / float32 matmul peak")]
+          if "new_fp32" in engines else []),
         figure("demo_generation", "matmul peak fp32 (1024^2, best of 3)", round(peak["float32"], 1), "GFLOP/s"),
         figure("demo_generation", "matmul peak bf16 (1024^2, best of 3)", round(peak["bfloat16"], 1), "GFLOP/s",
                ratio=peak["bfloat16"] / peak["float32"], ratio_of="bf16 / fp32",

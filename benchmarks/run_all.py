@@ -42,7 +42,7 @@ BENCHES: list[tuple[str, list[str], int, int]] = [
     ("llm_client", ["bench_llm_client.py", "--latency", "0.2", "--levels", "1", "4", "16"], 3, 300),
     ("generation", ["bench_generation.py", "--prompts", "16", "--new-tokens", "32", "--batch-size", "16"], 1, 600),
     # the demo's chat generation, old vs new settings on SmolLM2-135M (skips, a row says why, without data/06_models/base_model)
-    # (make demo's whole generation workload of one mix: 319 prompts; old ~3-6 min, new <1 min on 2 cores)
+    # (make demo's whole generation workload of one mix: 319 prompts; old 3-6 min, new ~0.5 min in bf16, ~2 min in fp32, on 2 cores)
     ("demo_generation", ["bench_demo_generation.py", "--rounds", "1"], 1, 1800),
     ("training", ["bench_training.py", "--steps", "30", "--rows", "64"], 1, 600),
     ("pipeline", ["bench_pipeline.py"], 1, 1500),

@@ -171,6 +171,24 @@ def test_bf16_weights_run_attention_and_its_cache_in_fp32(tmp_path, monkeypatch)
     assert a == [g.text for g in engine.generate(PROMPTS * 2, s, seed=1)]  # seeded, reproducible
 
 
+def test_explicit_bf16_on_a_cpu_without_bf16_instructions_warns(tmp_path, monkeypatch, caplog):
+    if torch.cuda.is_available():
+        pytest.skip("cpu_dtype applies on CPU only")
+    from polyglot_kedro.engines import transformers_engine
+
+    folder = str(build_tiny_llama(tmp_path / "tiny"))
+    monkeypatch.setattr(transformers_engine, "cpu_has_native_bf16", lambda *a, **kw: False)
+    with caplog.at_level("WARNING", logger=transformers_engine.__name__):
+        engine = TransformersEngine(folder, dtype="float32", pool_jobs=True, cpu_dtype="bfloat16")
+    assert engine.name == "transformers-pooled-bf16"  # the user's explicit choice is kept, with a warning
+    assert "this CPU has no bf16 instructions" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr("polyglot_kedro.modeling.cpu_has_native_bf16", lambda *a, **kw: False)
+    with caplog.at_level("WARNING", logger=transformers_engine.__name__):
+        auto = TransformersEngine(folder, dtype="float32", pool_jobs=True, cpu_dtype="auto")
+    assert auto.name == "transformers-pooled" and auto.model.dtype == torch.float32 and not caplog.text
+
+
 def test_gqa_attention_on_bf16_inputs_is_fp32_attention_rounded_once():
     torch.manual_seed(0)
     q = torch.randn(2, 4, 5, 16, dtype=torch.bfloat16)

@@ -320,7 +320,9 @@ def resolve_dtype(dtype: str | torch.dtype = "auto") -> torch.dtype:
 
     ``auto`` and ``bfloat16`` give bf16 on a GPU that supports it; ``float16``
     is kept on GPUs; on CPU everything is fp32 (half-precision matmuls on CPU
-    are slow and LoRA updates at lr 1e-5 vanish in bf16 rounding).
+    without bf16 instructions are slow, and LoRA updates at lr 1e-5 vanish in
+    bf16 rounding). Generation may then cast to bf16 on CPU where asked
+    (``inference.transformers.cpu_dtype``, :func:`resolve_cpu_dtype`).
     """
     if isinstance(dtype, torch.dtype):
         dtype = str(dtype).removeprefix("torch.")

@@ -26,11 +26,14 @@ job (tests/faults/test_kill_restart.py expects partitions written one by one).
 Rows it writes say ``engine: transformers-pooled``.
 On CPU, ``cpu_dtype`` (``bfloat16``, or ``auto``: bf16 where the CPU has bf16
 instructions, see ``modeling.cpu_has_native_bf16``) runs the pooled loop with
-bf16 weights, so every linear layer multiplies in bf16, while attention and
-its KV cache stay fp32 (``pooled_decode._sdpa_gqa``: torch's bf16 attention on
-CPU is slower than its fp32 one); logits are sampled in fp32. Rows then say
-``engine: transformers-pooled-bf16``: bf16 rounding changes sampled outputs,
-so such partitions are never reused as fp32 ones (or the reverse).
+bf16 parameters: every linear layer (q/k/v/o, MLP, LM head) and the
+activations between them are bf16; attention itself runs in fp32 on the
+bf16-rounded q/k/v, from an fp32 KV cache (``pooled_decode._sdpa_gqa``:
+torch's bf16 attention on CPU is slower than its fp32 one), and the logits
+are upcast to fp32 before sampling. Buffers (RoPE's frequencies) stay fp32.
+Rows then say ``engine: transformers-pooled-bf16``: bf16 rounding changes
+sampled outputs, so the inference node (``engine: transformers``) never
+reuses such partitions as fp32 ones, or the reverse.
 Off by default (``pool_jobs=False``: jobs one after the other through
 ``model.generate``, batch indices restarting per job, as before).
 """
@@ -57,7 +60,7 @@ from polyglot_kedro.engines.base import (
 from polyglot_kedro.engines import transformers_engine_label
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.engines.pooled_decode import decode_batch, plan_batches, register_gqa_attention
-from polyglot_kedro.modeling import load_causal_lm, load_tokenizer
+from polyglot_kedro.modeling import cpu_has_native_bf16, load_causal_lm, load_tokenizer, resolve_cpu_dtype
 from polyglot_kedro.prompting import cut_at_stop
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,8 @@ class TransformersEngine(Engine):
         model_path: a transformers model folder.
         batch_size: prompts per ``generate`` call.
         dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``, resolved by
-            ``modeling.resolve_dtype`` (the project's one rule: fp32 on CPU).
+            ``modeling.resolve_dtype`` (fp32 on CPU, where ``cpu_dtype`` may
+            then cast the pooled loop's parameters to bf16).
         max_model_len: prompt + new tokens limit; by default longer prompts are
             cut from the left and marked (their end holds the instruction's
             forced answer prefix), as the paper's inference did
@@ -127,7 +131,12 @@ class TransformersEngine(Engine):
             raise ValueError(f"tokenizer in {self.model_path} has neither a pad nor an eos token")
         self.model = load_causal_lm(self.model_path, dtype=dtype).to(self.device)
         self.cpu_dtype = cpu_dtype
-        if self.name.endswith("-bf16"):
+        # resolved once: the weights' cast and the rows' engine label cannot diverge
+        self._cpu_bf16 = pool_jobs and self.device == "cpu" and resolve_cpu_dtype(cpu_dtype) == torch.bfloat16
+        if self._cpu_bf16 and not cpu_has_native_bf16():
+            log.warning("cpu_dtype %s: this CPU has no bf16 instructions (modeling.CPU_BF16_FLAGS), so torch "
+                        "emulates bf16 matmuls, far slower than fp32; cpu_dtype: auto would run fp32 here", cpu_dtype)
+        if self._cpu_bf16:
             # Parameters only: buffers such as RoPE's inv_freq stay fp32 (model.to(bf16) would round the
             # rotary frequencies and so shift every position's angle). _sdpa_gqa keeps attention fp32.
             for param in self.model.parameters():
@@ -139,7 +148,7 @@ class TransformersEngine(Engine):
     @property
     def name(self) -> str:  # type: ignore[override]
         """What rows record as their engine: the scheduler changes outputs, so it is named."""
-        return transformers_engine_label(self.pool_jobs, self.cpu_dtype, self.device)
+        return transformers_engine_label(self.pool_jobs, "bfloat16" if self._cpu_bf16 else "float32", self.device)
 
     def _eos_token_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

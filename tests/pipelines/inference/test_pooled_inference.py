@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from polyglot_kedro.pipelines.inference import nodes
 from polyglot_kedro.pipelines.inference.nodes import build_eval_prompts, generate_outputs
@@ -35,6 +36,7 @@ def test_inference_records_the_pooled_engine_and_reuses_its_partitions(
     pd.testing.assert_frame_equal(first, again)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="cpu_dtype applies on CPU only")
 def test_bf16_partitions_are_named_and_never_reused_as_fp32(
     monkeypatch, tiny_model_dir, chat_prompts, xquad_raw, xcsqa_raw, inference_params, models
 ):
