@@ -172,6 +172,17 @@ def _source_line(bundle: Bundle) -> str:
     return line
 
 
+def _chat(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The chat rows of one metric."""
+    return df[(df["task"] == "chat") & (df["metric"] == metric)]
+
+
+def _against(comparisons: pd.DataFrame, metric: str, baseline: str) -> pd.DataFrame:
+    """The chat comparisons of one metric that start from ``baseline``."""
+    return comparisons[(comparisons["task"] == "chat") & (comparisons["metric"] == metric)
+                       & (comparisons["mix_a"] == baseline)]  # fmt: skip
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "|".join(":--" for _ in header) + "|",
             *["| " + " | ".join(r) + " |" for r in rows]]
@@ -180,7 +191,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def agreement_table(bundle: Bundle, metric: str, languages: list[str]) -> list[str]:
     """Per language x mix: mean [CI] (n prompts), the CI of the bundle's ``ci_unit``."""
     agg = bundle.aggregates
-    agg = agg[(agg["task"] == "chat") & (agg["metric"] == metric)]
+    agg = _chat(agg, metric)
     if agg.empty:
         raise BundleError(f"{bundle.path}/aggregates.csv: no chat rows for metric {metric!r}")
     if agg["model"].nunique() > 1:
@@ -209,7 +220,7 @@ def comparison_table(bundle: Bundle, metric: str, baseline: str, languages: list
     cmp_ = bundle.comparisons
     if cmp_.empty:
         return [f"No paired comparisons in `{bundle.path}/comparisons.csv`."]
-    cmp_ = cmp_[(cmp_["task"] == "chat") & (cmp_["metric"] == metric) & (cmp_["mix_a"] == baseline)]
+    cmp_ = _against(cmp_, metric, baseline)
     if cmp_.empty:
         return [f"No comparison of {baseline} with another mix for {metric} in `{bundle.path}/comparisons.csv`."]
     others = [m for m in mix_order(bundle) if m in set(cmp_["mix_b"].astype(str))]
@@ -257,7 +268,7 @@ def paper_lines(bundle: Bundle, metric: str, baseline: str, languages: list[str]
     if missing:
         raise BundleError(f"{file}: no column(s) {', '.join(sorted(missing))}")
     agg = bundle.aggregates
-    agg = agg[(agg["task"] == "chat") & (agg["metric"] == metric)]
+    agg = _chat(agg, metric)
     mixes = [m for m in mix_order(bundle) if m in set(ref["mix"]) and m in set(agg["mix"].astype(str))]
     if baseline not in mixes:
         return []
@@ -284,19 +295,18 @@ def paper_lines(bundle: Bundle, metric: str, baseline: str, languages: list[str]
                f"the levels; the comparisons above say which of this run's differences are significant.")
     header = ["lang", *[f"{m} (this run)" for m in mixes], *[f"{m} (paper)" for m in mixes]]
     shown = [r[0] for r in rows]
-    cmp_ = bundle.comparisons
+    against = _against(bundle.comparisons, metric, baseline) if not bundle.comparisons.empty else None
     plain = []
     for mix in mixes[1:]:
         seen = (trained or {}).get(mix)
-        if seen is None or cmp_.empty:
+        if seen is None or against is None:
             continue
         unseen = [lang for lang in shown if lang not in seen]
         if not unseen:
             continue
         diffs = [theirs[(lang, mix)] - theirs[(lang, baseline)] for lang in unseen]
         ups = [lang for lang, d in zip(unseen, diffs) if d > 0]
-        sub = cmp_[(cmp_["task"] == "chat") & (cmp_["metric"] == metric) & (cmp_["mix_a"] == baseline)
-                   & (cmp_["mix_b"].astype(str) == mix) & cmp_["lang"].astype(str).isin(unseen)]  # fmt: skip
+        sub = against[(against["mix_b"].astype(str) == mix) & against["lang"].astype(str).isin(unseen)]
         sig_up = _ordered(sub.loc[sub["significant"].astype(bool) & (sub["diff"] > 0), "lang"], languages)
         plain.append(f"- **{mix}** vs {baseline} on the {len(unseen)} languages here it was not tuned on "
                      f"({', '.join(unseen)}): the paper's {mix} is higher on {len(ups)} of them "
@@ -352,7 +362,7 @@ def verdict_lines(bundle: Bundle, metric: str, baseline: str, languages: list[st
     cmp_ = bundle.comparisons
     if cmp_.empty or trained is None:
         return []
-    cmp_ = cmp_[(cmp_["task"] == "chat") & (cmp_["metric"] == metric) & (cmp_["mix_a"] == baseline)]
+    cmp_ = _against(cmp_, metric, baseline)
     lines = []
     for mix in mix_order(bundle):
         seen = trained.get(mix)

@@ -13,7 +13,7 @@ EngineKind = Literal["auto", "transformers", "vllm"]
 
 __all__ = [
     "Engine", "EngineKind", "Generation", "SamplingSpec", "make_engine", "resolve_engine_kind",
-    "transformers_engine_label",
+    "transformers_engine_label", "uses_cpu_bf16",
 ]  # fmt: skip
 
 
@@ -28,21 +28,28 @@ def resolve_engine_kind(kind: EngineKind) -> str:
     return chosen
 
 
-def transformers_engine_label(pool_jobs: bool, cpu_dtype: str = "float32", device: str | None = None) -> str:
-    """What rows made by a :class:`TransformersEngine` with these options record as their engine.
-
-    The scheduler and, on CPU, bf16 weights change sampled outputs, so both
-    are named: ``transformers``, ``transformers-pooled``, ``transformers-pooled-bf16``.
-    """
+def uses_cpu_bf16(pool_jobs: bool, cpu_dtype: str, device: str | None = None) -> bool:
+    """Whether a :class:`TransformersEngine` with these options runs the pooled loop with bf16 parameters on CPU."""
     if not pool_jobs:
-        return "transformers"
+        return False
     import torch
 
     from polyglot_kedro.modeling import resolve_cpu_dtype
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    bf16 = device == "cpu" and resolve_cpu_dtype(cpu_dtype) == torch.bfloat16
-    return "transformers-pooled-bf16" if bf16 else "transformers-pooled"
+    return device == "cpu" and resolve_cpu_dtype(cpu_dtype) == torch.bfloat16
+
+
+def transformers_engine_label(pool_jobs: bool, cpu_bf16: bool = False) -> str:
+    """What rows made by a :class:`TransformersEngine` record as their engine.
+
+    The scheduler and, on CPU, bf16 parameters (:func:`uses_cpu_bf16`) change
+    sampled outputs, so both are named: ``transformers``,
+    ``transformers-pooled``, ``transformers-pooled-bf16``.
+    """
+    if not pool_jobs:
+        return "transformers"
+    return "transformers-pooled-bf16" if cpu_bf16 else "transformers-pooled"
 
 
 def make_engine(

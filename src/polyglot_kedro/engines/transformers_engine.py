@@ -57,10 +57,10 @@ from polyglot_kedro.engines.base import (
     failed_generation,
     fit_prompt,
 )
-from polyglot_kedro.engines import transformers_engine_label
+from polyglot_kedro.engines import transformers_engine_label, uses_cpu_bf16
 from polyglot_kedro.engines.frequency_penalty import FrequencyPenaltyLogitsProcessor
 from polyglot_kedro.engines.pooled_decode import decode_batch, plan_batches, register_gqa_attention
-from polyglot_kedro.modeling import cpu_has_native_bf16, load_causal_lm, load_tokenizer, resolve_cpu_dtype
+from polyglot_kedro.modeling import cpu_has_native_bf16, load_causal_lm, load_tokenizer
 from polyglot_kedro.prompting import cut_at_stop
 
 log = logging.getLogger(__name__)
@@ -130,9 +130,8 @@ class TransformersEngine(Engine):
         if self.tokenizer.pad_token is None:
             raise ValueError(f"tokenizer in {self.model_path} has neither a pad nor an eos token")
         self.model = load_causal_lm(self.model_path, dtype=dtype).to(self.device)
-        self.cpu_dtype = cpu_dtype
         # resolved once: the weights' cast and the rows' engine label cannot diverge
-        self._cpu_bf16 = pool_jobs and self.device == "cpu" and resolve_cpu_dtype(cpu_dtype) == torch.bfloat16
+        self._cpu_bf16 = uses_cpu_bf16(pool_jobs, cpu_dtype, self.device)
         if self._cpu_bf16 and not cpu_has_native_bf16():
             log.warning("cpu_dtype %s: this CPU has no bf16 instructions (modeling.CPU_BF16_FLAGS), so torch "
                         "emulates bf16 matmuls, far slower than fp32; cpu_dtype: auto would run fp32 here", cpu_dtype)
@@ -148,7 +147,7 @@ class TransformersEngine(Engine):
     @property
     def name(self) -> str:  # type: ignore[override]
         """What rows record as their engine: the scheduler changes outputs, so it is named."""
-        return transformers_engine_label(self.pool_jobs, "bfloat16" if self._cpu_bf16 else "float32", self.device)
+        return transformers_engine_label(self.pool_jobs, self._cpu_bf16)
 
     def _eos_token_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id

@@ -28,7 +28,7 @@ from pydantic import Field, model_validator
 
 from polyglot_kedro.config import StrictModel, resolve_model
 from polyglot_kedro.contracts import EVAL_PROMPT_COLUMNS, GENERATION_COLUMNS, ITEM_FIELDS, XNLI_LOGLIK_COLUMNS
-from polyglot_kedro.engines import Engine, SamplingSpec, make_engine, transformers_engine_label
+from polyglot_kedro.engines import Engine, SamplingSpec, make_engine, transformers_engine_label, uses_cpu_bf16
 from polyglot_kedro.engines.base import Generation, Job
 from polyglot_kedro.modeling import load_tokenizer, model_fingerprint
 from polyglot_kedro.prompting import check_prompt_format, render_prompts
@@ -266,7 +266,8 @@ def generate_outputs(
     }
     n_done = 0
     # what rows record as their engine (TransformersEngine.name): the pooled scheduler is named
-    engine_label = (transformers_engine_label(p.transformers.pool_jobs, p.transformers.cpu_dtype)
+    t = p.transformers
+    engine_label = (transformers_engine_label(t.pool_jobs, uses_cpu_bf16(t.pool_jobs, t.cpu_dtype))
                     if p.engine == "transformers" else p.engine)  # fmt: skip
     try:
         for s_i, seed in enumerate(p.seeds):
